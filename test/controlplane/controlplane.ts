@@ -1,0 +1,250 @@
+/**
+ * A real local Kubernetes control plane: etcd, kube-apiserver and kube-controller-manager on free
+ * loopback ports, in a fresh temporary directory. Several can run side by side.
+ *
+ * Guarantees: `stop()` ends every process it started and removes its directory; so does the exit of
+ * the owning process, however it ends (see processes.ts). `startControlPlane` resolves only once
+ * `/readyz` passes and (with a controller manager) the `default` ServiceAccount exists.
+ */
+import { execFile } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { request } from "node:https";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
+import { type ControlPlaneBinaries, ensureBinaries } from "./binaries.ts";
+import { ProcessGroup, type Started } from "./processes.ts";
+
+const run = promisify(execFile);
+
+/** Options for {@link startControlPlane}. */
+export interface ControlPlaneOptions {
+  /** Start kube-controller-manager (Deployments, garbage collection, SA tokens). Default true. */
+  controllerManager?: boolean;
+  /** Extra kube-apiserver flags, e.g. `--audit-log-path=...`. */
+  apiserverArgs?: string[];
+  /** Service CIDR; a /16 holds 65k Services. */
+  serviceClusterIpRange?: string;
+  /** Parent of the temporary directory; default /dev/shm when present (etcd's fsyncs are free there). */
+  baseDir?: string;
+  /** How long to wait for readiness; default 60 s. */
+  readyTimeoutMs?: number;
+}
+
+/** A running control plane. */
+export interface ControlPlane {
+  /** A kubeconfig file with admin (system:masters) credentials and the API server's CA. */
+  kubeconfigPath: string;
+  kubeConfig: KubeConfig;
+  /** `https://127.0.0.1:<port>` */
+  server: string;
+  /** The static admin bearer token. */
+  token: string;
+  /** CA bundle (PEM) that verifies the API server's serving certificate. */
+  caPem: string;
+  /** The temporary directory (logs, certificates, data); removed by stop(). */
+  dir: string;
+  /** Pids of the running processes (etcd, kube-apiserver, kube-controller-manager). */
+  pids(): number[];
+  /** Stops every process and removes `dir`. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function httpsStatus(url: string, token: string, ca?: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request(
+      url,
+      {
+        headers: { Authorization: `Bearer ${token}` },
+        ...(ca ? { ca } : { rejectUnauthorized: false }),
+        timeout: 2_000,
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on("error", () => resolve(0));
+    req.on("timeout", () => req.destroy());
+    req.end();
+  });
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, deadline: number, proc: Started[]): Promise<void> {
+  for (;;) {
+    if (await check()) return;
+    for (const p of proc) {
+      if (p.child.exitCode !== null || p.child.signalCode !== null) {
+        const log = readFileSync(p.logFile, "utf8").split("\n").slice(-15).join("\n");
+        throw new Error(`${p.name} exited (${p.child.exitCode ?? p.child.signalCode}) while waiting for ${what}:\n${log}`);
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+async function minorVersion(binary: string): Promise<number> {
+  const { stdout } = await run(binary, ["--version"]);
+  const m = /v1\.(\d+)/.exec(stdout);
+  return m ? Number(m[1]) : 99;
+}
+
+function kubeconfigYaml(server: string, caPem: string, token: string): string {
+  const ca = Buffer.from(caPem).toString("base64");
+  return `apiVersion: v1
+kind: Config
+clusters:
+- name: kubeplug-local
+  cluster:
+    server: ${server}
+    certificate-authority-data: ${ca}
+users:
+- name: admin
+  user:
+    token: ${token}
+contexts:
+- name: kubeplug-local
+  context:
+    cluster: kubeplug-local
+    user: admin
+    namespace: default
+current-context: kubeplug-local
+`;
+}
+
+/** Starts a control plane; see {@link ControlPlane}. Retries once on a port collision. */
+export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const binaries = await ensureBinaries();
+  try {
+    return await startOnce(binaries, options);
+  } catch (err) {
+    if (!/address already in use|bind:/.test(String(err))) throw err;
+    return startOnce(binaries, options);
+  }
+}
+
+async function startOnce(bin: ControlPlaneBinaries, options: ControlPlaneOptions): Promise<ControlPlane> {
+  const base = options.baseDir ?? (existsSync("/dev/shm") ? "/dev/shm" : tmpdir());
+  const dir = mkdtempSync(join(base, "kubeplug-cp-"));
+  const group = new ProcessGroup(dir);
+  try {
+    const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+    const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+    const etcd = group.start("etcd", bin.etcd, [
+      `--data-dir=${join(dir, "etcd")}`,
+      `--listen-client-urls=${etcdUrl}`,
+      `--advertise-client-urls=${etcdUrl}`,
+      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
+      "--log-level=warn",
+    ]);
+
+    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const saKey = join(dir, "sa.key");
+    const saPub = join(dir, "sa.pub");
+    writeFileSync(saKey, privateKey.export({ type: "pkcs1", format: "pem" }));
+    writeFileSync(saPub, publicKey.export({ type: "spki", format: "pem" }));
+    const token = randomBytes(24).toString("hex");
+    writeFileSync(join(dir, "tokens.csv"), `${token},admin,admin,"system:masters"\n`);
+    const certDir = join(dir, "certs");
+
+    await waitFor(
+      "etcd",
+      async () => {
+        try {
+          return (await fetch(`${etcdUrl}/health`)).ok;
+        } catch {
+          return false;
+        }
+      },
+      deadline,
+      [etcd],
+    );
+
+    const apiMinor = await minorVersion(bin.kubeApiserver);
+    const apiserver = group.start("kube-apiserver", bin.kubeApiserver, [
+      `--etcd-servers=${etcdUrl}`,
+      `--cert-dir=${certDir}`,
+      `--secure-port=${apiPort}`,
+      "--bind-address=127.0.0.1",
+      "--advertise-address=127.0.0.1",
+      `--service-cluster-ip-range=${options.serviceClusterIpRange ?? "10.0.0.0/16"}`,
+      "--authorization-mode=RBAC",
+      `--token-auth-file=${join(dir, "tokens.csv")}`,
+      "--service-account-issuer=https://kubernetes.default.svc",
+      `--service-account-key-file=${saPub}`,
+      `--service-account-signing-key-file=${saKey}`,
+      "--allow-privileged=true",
+      ...(apiMinor < 24 ? ["--insecure-port=0"] : []),
+      ...(options.apiserverArgs ?? []),
+    ]);
+    const server = `https://127.0.0.1:${apiPort}`;
+    await waitFor("kube-apiserver /readyz", async () => (await httpsStatus(`${server}/readyz`, token)) === 200, deadline, [
+      etcd,
+      apiserver,
+    ]);
+    // kube-apiserver writes a self-signed CA and serving certificate into cert-dir; the file holds
+    // the serving certificate followed by its CA, which is what a client needs to verify it.
+    const caPem = readFileSync(join(certDir, "apiserver.crt"), "utf8");
+    const kubeconfigPath = join(dir, "kubeconfig");
+    writeFileSync(kubeconfigPath, kubeconfigYaml(server, caPem, token), { mode: 0o600 });
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(kubeconfigPath);
+
+    if (options.controllerManager !== false && bin.kubeControllerManager) {
+      const kcmMinor = await minorVersion(bin.kubeControllerManager);
+      const kcm = group.start("kube-controller-manager", bin.kubeControllerManager, [
+        `--kubeconfig=${kubeconfigPath}`,
+        "--leader-elect=false",
+        "--controllers=*",
+        "--secure-port=0",
+        ...(kcmMinor < 24 ? ["--port=0"] : []),
+        `--service-account-private-key-file=${saKey}`,
+        `--root-ca-file=${join(certDir, "apiserver.crt")}`,
+      ]);
+      // The ServiceAccount controller creating `default` shows the controller manager is working;
+      // Pods cannot be admitted in a namespace before it exists.
+      await waitFor(
+        "kube-controller-manager (the default ServiceAccount)",
+        async () => (await httpsStatus(`${server}/api/v1/namespaces/default/serviceaccounts/default`, token, caPem)) === 200,
+        deadline,
+        [etcd, apiserver, kcm],
+      );
+    }
+
+    return {
+      kubeconfigPath,
+      kubeConfig,
+      server,
+      token,
+      caPem,
+      dir,
+      pids: () => group.pids(),
+      stop: () => group.stop(),
+    };
+  } catch (err) {
+    await group.stop(1_000);
+    throw err;
+  }
+}
