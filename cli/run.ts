@@ -1,0 +1,62 @@
+/**
+ * `kubeplug run`: parses manager flags, loads the plugins, runs the manager until SIGTERM/SIGINT.
+ * Exit codes: 0 after a clean stop, 1 when the lease was lost or start-up failed, 2 for bad flags.
+ */
+import {
+  ConfigError,
+  type ContainerOptions,
+  createManager,
+  managerFlagsHelp,
+  type Plugin,
+  PluginLoadError,
+  parseManagerConfig,
+} from "../core/index.ts";
+
+/** Options of {@link runManager} beyond the flags. */
+export interface RunOptions {
+  plugins: readonly Plugin[];
+  /** Extra container options (tests). */
+  container?: Omit<ContainerOptions, "config" | "plugins">;
+  /** Called with the manager before it starts (the composition root adds webhooks here). */
+  beforeStart?: (manager: Awaited<ReturnType<typeof createManager>>["manager"]) => void | Promise<void>;
+}
+
+/** Runs the manager; resolves with the process exit code. */
+export async function runManager(argv: readonly string[], options: RunOptions): Promise<number> {
+  let parsed: ReturnType<typeof parseManagerConfig>;
+  try {
+    parsed = parseManagerConfig(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`kubeplug run: ${err.message}\n\nFlags:\n${managerFlagsHelp()}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      process.stderr.write(`kubeplug run: second ${signal}: exiting now\n`);
+      process.exit(1);
+    }
+    stop.abort();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    const { manager } = await createManager({ config: parsed.config, plugins: options.plugins, ...options.container });
+    await options.beforeStart?.(manager);
+    const exit = await manager.start(stop.signal);
+    return exit.lostLease ? 1 : 0;
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof PluginLoadError) {
+      process.stderr.write(`kubeplug run: ${err.message}\n`);
+      return err instanceof ConfigError ? 2 : 1;
+    }
+    process.stderr.write(`kubeplug run: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  }
+}

@@ -1,0 +1,281 @@
+/**
+ * One list+watch of one kind (in one namespace or all), feeding a {@link Store} and event handlers.
+ *
+ * Why not client-node's informer: on any error but 410 it stops for good, its initial list is O(n²),
+ * it does not request bookmarks, and a silently stalled watch goes unnoticed (FINDINGS.md,
+ * kubernetes-client/javascript #1933 #1961 #596). This one follows client-go's reflector instead:
+ *
+ * Guarantees:
+ * - Lists are paged (`limit`/`continue`); the store is replaced in linear time.
+ * - The watch resumes from the last resourceVersion seen (event or bookmark) after a disconnect,
+ *   with exponential backoff and jitter; on 410 Gone it relists and emits exactly the differences.
+ * - The server is asked to end each watch after a random 5-10 minutes (`timeoutSeconds`), and a
+ *   watch with no event or bookmark for longer than that is aborted and restarted by a client timer.
+ * - Handlers run in event order on the informer's loop; a throwing handler is logged, never fatal.
+ *
+ * Caveats: handlers must be quick (enqueue work, do not await I/O).
+ */
+
+import { ApiError, isGone, type RestClient, type WatchEvent } from "../client/rest.ts";
+import type { Kind } from "../kinds.ts";
+import { collectionPath } from "../kinds.ts";
+import { type Logger, silentLogger } from "../logger.ts";
+import { type KubeObject, objectKey } from "../object.ts";
+import { Store, toStored } from "./store.ts";
+
+/** Callbacks for changes; any may be omitted. */
+export interface EventHandler<T extends KubeObject = KubeObject> {
+  onAdd?(obj: T): void;
+  onUpdate?(old: T, obj: T): void;
+  onDelete?(obj: T): void;
+}
+
+/** Tuning; the defaults are client-go's. Tests shorten them. */
+export interface InformerOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Page size of lists; default 500. */
+  pageSize?: number;
+  /** Range of the server-side watch timeout in seconds; default [300, 600]. */
+  watchTimeoutSeconds?: readonly [number, number];
+  /** Backoff after a failed watch or list: initial and maximum ms; default 800 ms .. 30 s. */
+  backoffMs?: readonly [number, number];
+  logger?: Logger;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+
+/** See the module comment. */
+export class Informer<T extends KubeObject = KubeObject> {
+  readonly store = new Store<T>();
+  readonly kind: Kind<T>;
+  /** The namespace watched; undefined for all namespaces (or a cluster-scoped kind). */
+  readonly namespace: string | undefined;
+  private readonly rest: RestClient;
+  private readonly options: InformerOptions;
+  private readonly handlers = new Set<EventHandler<T>>();
+  private readonly log: Logger;
+  private resourceVersion: string | undefined;
+  private synced = false;
+  private readonly syncWaiters: (() => void)[] = [];
+  /** Counters for tests and diagnostics. */
+  readonly stats = { lists: 0, watches: 0, relists: 0, stalls: 0 };
+
+  constructor(rest: RestClient, kind: Kind<T>, options: InformerOptions = {}) {
+    this.rest = rest;
+    this.kind = kind;
+    this.options = options;
+    this.namespace = options.namespace;
+    this.log = (options.logger ?? silentLogger()).child({
+      informer: kind.kind,
+      ...(options.namespace ? { namespace: options.namespace } : {}),
+    });
+  }
+
+  /** Adds a handler. After sync it first receives an add for every stored object, as client-go does. */
+  addHandler(handler: EventHandler<T>): () => void {
+    this.handlers.add(handler);
+    if (this.synced) for (const obj of this.store.list()) this.call(handler, "onAdd", obj);
+    return () => this.handlers.delete(handler);
+  }
+
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** Resolves once the first list is stored (or when `signal` aborts). */
+  waitForSync(signal?: AbortSignal): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.syncWaiters.push(resolve);
+      signal?.addEventListener("abort", () => resolve(), { once: true });
+    });
+  }
+
+  private call(handler: EventHandler<T>, method: "onAdd" | "onDelete", obj: T): void;
+  private call(handler: EventHandler<T>, method: "onUpdate", old: T, obj: T): void;
+  private call(handler: EventHandler<T>, method: keyof EventHandler<T>, a: T, b?: T): void {
+    try {
+      if (method === "onUpdate") handler.onUpdate?.(a, b as T);
+      else handler[method]?.(a);
+    } catch (err) {
+      this.log.error({ err }, "event handler threw");
+    }
+  }
+
+  private emit(method: "onAdd" | "onDelete", obj: T): void;
+  private emit(method: "onUpdate", old: T, obj: T): void;
+  private emit(method: keyof EventHandler<T>, a: T, b?: T): void {
+    for (const handler of this.handlers) {
+      if (method === "onUpdate") this.call(handler, method, a, b as T);
+      else this.call(handler, method, a);
+    }
+  }
+
+  /** Runs until `signal` aborts. */
+  async start(signal: AbortSignal): Promise<void> {
+    const [initialBackoff, maxBackoff] = this.options.backoffMs ?? [800, 30_000];
+    let backoff = initialBackoff;
+    while (!signal.aborted) {
+      try {
+        if (this.resourceVersion === undefined) await this.list(signal);
+        const delivered = await this.watch(signal);
+        if (delivered) backoff = initialBackoff;
+      } catch (err) {
+        if (signal.aborted) break;
+        if (isGone(err)) {
+          this.log.info("resourceVersion expired (410 Gone): relisting");
+          this.resourceVersion = undefined;
+          this.stats.relists++;
+          continue;
+        }
+        // Full jitter on top of the exponential step, as client-go's wait.Jitter(d, 1.0).
+        const delay = backoff * (1 + Math.random());
+        this.log.warn({ err: String(err), retryInMs: Math.round(delay) }, "list/watch failed; retrying");
+        await sleep(delay, signal);
+        backoff = Math.min(backoff * 2, maxBackoff);
+      }
+    }
+  }
+
+  private async list(signal: AbortSignal): Promise<void> {
+    const path = collectionPath(this.kind, this.options.namespace);
+    const items: T[] = [];
+    let continueToken: string | undefined;
+    let resourceVersion = "";
+    let paged = true;
+    do {
+      let page: { metadata?: { resourceVersion?: string; continue?: string }; items?: T[] };
+      try {
+        page = await this.rest.request("GET", path, {
+          signal,
+          query: {
+            labelSelector: this.options.labelSelector,
+            fieldSelector: this.options.fieldSelector,
+            ...(paged ? { limit: this.options.pageSize ?? 500, continue: continueToken } : {}),
+          },
+        });
+      } catch (err) {
+        // An expired continue token: start over with one unpaged list (client-go falls back too).
+        if (isGone(err) && continueToken) {
+          items.length = 0;
+          continueToken = undefined;
+          paged = false;
+          continue;
+        }
+        throw err;
+      }
+      this.stats.lists++;
+      for (const item of page.items ?? []) {
+        // Items of a list carry no apiVersion/kind; fill them in so every cached object is whole.
+        item.apiVersion ??= this.kind.group ? `${this.kind.group}/${this.kind.version}` : this.kind.version;
+        item.kind ??= this.kind.kind;
+        items.push(toStored(item));
+      }
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+      continueToken = page.metadata?.continue || undefined;
+    } while (continueToken);
+    const diff = this.store.replace(items);
+    this.resourceVersion = resourceVersion;
+    for (const obj of diff.added) this.emit("onAdd", obj);
+    for (const { old, obj } of diff.updated) this.emit("onUpdate", old, obj);
+    for (const obj of diff.deleted) this.emit("onDelete", obj);
+    if (!this.synced) {
+      this.synced = true;
+      for (const resolve of this.syncWaiters.splice(0)) resolve();
+    }
+    this.log.debug({ count: items.length, resourceVersion }, "listed");
+  }
+
+  /** One watch; returns whether it delivered anything. Throws on errors (ApiError 410 included). */
+  private async watch(parent: AbortSignal): Promise<boolean> {
+    const [min, max] = this.options.watchTimeoutSeconds ?? [300, 600];
+    const timeoutSeconds = Math.round(min + Math.random() * (max - min));
+    const abort = new AbortController();
+    const onParentAbort = () => abort.abort();
+    parent.addEventListener("abort", onParentAbort, { once: true });
+    // The client-side stall timer: the server should end the watch after timeoutSeconds; if nothing
+    // at all (event, bookmark or end) arrives for a bit longer, the connection is presumed dead.
+    const stallMs = (timeoutSeconds + Math.max(5, timeoutSeconds * 0.1)) * 1000;
+    let stalled = false;
+    let timer = setTimeout(onStall, stallMs);
+    function onStall() {
+      stalled = true;
+      abort.abort();
+    }
+    let delivered = false;
+    this.stats.watches++;
+    try {
+      const events = this.rest.watch(
+        collectionPath(this.kind, this.options.namespace),
+        {
+          resourceVersion: this.resourceVersion,
+          allowWatchBookmarks: true,
+          timeoutSeconds,
+          labelSelector: this.options.labelSelector,
+          fieldSelector: this.options.fieldSelector,
+        },
+        abort.signal,
+      );
+      for await (const event of events) {
+        clearTimeout(timer);
+        timer = setTimeout(onStall, stallMs);
+        delivered = true;
+        this.apply(event);
+      }
+    } catch (err) {
+      if (stalled) {
+        this.stats.stalls++;
+        this.log.warn({ stallMs }, "watch stalled (no event or bookmark): restarting it");
+        return delivered;
+      }
+      if (parent.aborted) return delivered;
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      parent.removeEventListener("abort", onParentAbort);
+      abort.abort();
+    }
+    return delivered;
+  }
+
+  private apply(event: WatchEvent): void {
+    if (event.type === "ERROR") {
+      const status = event.object as { code?: number; message?: string; reason?: string };
+      throw new ApiError(
+        "WATCH",
+        collectionPath(this.kind, this.options.namespace),
+        status.code ?? 500,
+        status,
+        status.message ?? "",
+      );
+    }
+    const obj = event.object as unknown as T;
+    const rv = obj.metadata?.resourceVersion;
+    if (event.type === "BOOKMARK") {
+      if (rv) this.resourceVersion = rv;
+      return;
+    }
+    toStored(obj);
+    if (event.type === "DELETED") {
+      const old = this.store.remove(objectKey(obj));
+      this.emit("onDelete", old ?? obj);
+    } else {
+      const old = this.store.upsert(obj);
+      if (old) this.emit("onUpdate", old, obj);
+      else this.emit("onAdd", obj);
+    }
+    if (rv) this.resourceVersion = rv;
+  }
+}

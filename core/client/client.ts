@@ -1,0 +1,167 @@
+/**
+ * The client plugins use: reads come from the shared cache (no API request), writes go to the API.
+ *
+ * Guarantees: `get`/`list` never call the API once the kind's informer has synced (the first read of
+ * a kind starts its informer and waits for its list, as controller-runtime's cache does). Objects
+ * read are frozen: copy them (`structuredClone`) before changing. Writes return the API's answer.
+ * `reader` reads straight from the API for the rare case that needs it (uncached, costs a request).
+ */
+import type { KindInformers, ListOptions, SharedCache } from "../cache/shared-cache.ts";
+import { apiVersionOf, collectionPath, type Kind, objectPath } from "../kinds.ts";
+import type { KubeObject } from "../object.ts";
+import { isNotFound, PatchType, type RestClient } from "./rest.ts";
+
+/** Options for writes. */
+export interface WriteOptions {
+  /** Server-side dry run. */
+  dryRun?: boolean;
+  /** Field manager name; default "kubeplug". */
+  fieldManager?: string;
+}
+
+/** Options for deletes. */
+export interface DeleteOptions {
+  propagationPolicy?: "Foreground" | "Background" | "Orphan";
+  /** Precondition: only delete this exact object. */
+  uid?: string;
+}
+
+type Patch = Record<string, unknown> | readonly Record<string, unknown>[];
+
+const FIELD_MANAGER = "kubeplug";
+
+/** See the module comment. */
+export class Client {
+  readonly rest: RestClient;
+  readonly cache: SharedCache;
+  private readonly fieldManager: string;
+
+  constructor(rest: RestClient, cache: SharedCache, options: { fieldManager?: string } = {}) {
+    this.rest = rest;
+    this.cache = cache;
+    this.fieldManager = options.fieldManager ?? FIELD_MANAGER;
+  }
+
+  private async synced<T extends KubeObject>(kind: Kind<T>): Promise<KindInformers<T>> {
+    const informer = this.cache.informer(kind);
+    if (!informer.hasSynced) await informer.waitForSync();
+    return informer;
+  }
+
+  /** An object from the cache, or undefined when it does not exist. */
+  async get<T extends KubeObject>(kind: Kind<T>, name: string, namespace?: string): Promise<T | undefined> {
+    return (await this.synced(kind)).get(name, namespace);
+  }
+
+  /** Objects from the cache. */
+  async list<T extends KubeObject>(kind: Kind<T>, options: ListOptions = {}): Promise<T[]> {
+    return (await this.synced(kind)).list(options);
+  }
+
+  private query(options: WriteOptions) {
+    return { fieldManager: options.fieldManager ?? this.fieldManager, dryRun: options.dryRun ? "All" : undefined };
+  }
+
+  private withType<T extends KubeObject>(kind: Kind<T>, obj: T): T {
+    return { ...obj, apiVersion: apiVersionOf(kind), kind: kind.kind };
+  }
+
+  /** Creates an object; its namespace comes from `metadata.namespace`. */
+  create<T extends KubeObject>(kind: Kind<T>, obj: T, options: WriteOptions = {}): Promise<T> {
+    return this.rest.request<T>("POST", collectionPath(kind, obj.metadata.namespace), {
+      body: this.withType(kind, obj),
+      query: this.query(options),
+    });
+  }
+
+  /** Replaces an object (optimistic concurrency through `metadata.resourceVersion`). */
+  update<T extends KubeObject>(kind: Kind<T>, obj: T, options: WriteOptions = {}): Promise<T> {
+    return this.rest.request<T>("PUT", objectPath(kind, obj.metadata.name as string, obj.metadata.namespace), {
+      body: this.withType(kind, obj),
+      query: this.query(options),
+    });
+  }
+
+  /** Patches an object; merge patch by default. */
+  patch<T extends KubeObject>(
+    kind: Kind<T>,
+    name: string,
+    namespace: string | undefined,
+    patch: Patch,
+    type: PatchType = PatchType.merge,
+    options: WriteOptions = {},
+  ): Promise<T> {
+    return this.rest.request<T>("PATCH", objectPath(kind, name, namespace), {
+      body: patch,
+      contentType: type,
+      query: this.query(options),
+    });
+  }
+
+  /** Server-side apply of a (partial) desired object; `force` takes over conflicting fields. */
+  apply<T extends KubeObject>(kind: Kind<T>, obj: T, options: WriteOptions & { force?: boolean } = {}): Promise<T> {
+    return this.rest.request<T>("PATCH", objectPath(kind, obj.metadata.name as string, obj.metadata.namespace), {
+      body: this.withType(kind, obj),
+      contentType: PatchType.apply,
+      query: { ...this.query(options), force: options.force ?? true },
+    });
+  }
+
+  /** Replaces the status subresource of an object. */
+  updateStatus<T extends KubeObject>(kind: Kind<T>, obj: T, options: WriteOptions = {}): Promise<T> {
+    return this.rest.request<T>("PUT", objectPath(kind, obj.metadata.name as string, obj.metadata.namespace, "status"), {
+      body: this.withType(kind, obj),
+      query: this.query(options),
+    });
+  }
+
+  /** Patches the status subresource; merge patch by default. */
+  patchStatus<T extends KubeObject>(
+    kind: Kind<T>,
+    name: string,
+    namespace: string | undefined,
+    patch: Patch,
+    type: PatchType = PatchType.merge,
+    options: WriteOptions = {},
+  ): Promise<T> {
+    return this.rest.request<T>("PATCH", objectPath(kind, name, namespace, "status"), {
+      body: patch,
+      contentType: type,
+      query: this.query(options),
+    });
+  }
+
+  /** Deletes an object; returns false when it was already gone. */
+  async delete(kind: Kind, name: string, namespace?: string, options: DeleteOptions = {}): Promise<boolean> {
+    try {
+      await this.rest.request("DELETE", objectPath(kind, name, namespace), {
+        body: {
+          kind: "DeleteOptions",
+          apiVersion: "v1",
+          ...(options.propagationPolicy ? { propagationPolicy: options.propagationPolicy } : {}),
+          ...(options.uid ? { preconditions: { uid: options.uid } } : {}),
+        },
+      });
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Uncached reads, straight from the API server. */
+  readonly reader = {
+    get: async <T extends KubeObject>(kind: Kind<T>, name: string, namespace?: string): Promise<T | undefined> => {
+      try {
+        return await this.rest.request<T>("GET", objectPath(kind, name, namespace));
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    list: async <T extends KubeObject>(kind: Kind<T>, namespace?: string, labelSelector?: string): Promise<T[]> => {
+      const out = await this.rest.request<{ items: T[] }>("GET", collectionPath(kind, namespace), { query: { labelSelector } });
+      return out.items;
+    },
+  };
+}

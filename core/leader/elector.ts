@@ -1,0 +1,222 @@
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease, after client-go's `leaderelection` package.
+ *
+ * Guarantees: at most one holder acts as leader at a time provided clocks advance at similar rates
+ * (the lease is judged expired by the local time since its record last changed, never by comparing
+ * clocks). The leader renews every `retryPeriod`; if it cannot renew within `renewDeadline` it calls
+ * `onStoppedLeading` and stops. On a clean stop the holder releases the lease (empty holder), so a
+ * standby takes over at its next retry instead of waiting for expiry.
+ * Caveats: renewals are writes (one PUT per retry period while leading; a GET only after a conflict).
+ */
+
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import { type Lease, LeaseKind } from "../builtin-kinds.ts";
+import type { Client } from "../client/client.ts";
+import { isAlreadyExists, isConflict, isNotFound } from "../client/rest.ts";
+import type { Logger } from "../logger.ts";
+import type { Metrics } from "../metrics/metrics.ts";
+
+/** Lease timings in ms; defaults are controller-runtime's (15 s, 10 s, 2 s). */
+export interface LeaseTimings {
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+}
+
+export const DEFAULT_LEASE_TIMINGS: LeaseTimings = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
+
+/** Settings of an elector. */
+export interface LeaderElectorOptions extends LeaseTimings {
+  name: string;
+  namespace: string;
+  identity?: string;
+  client: Client;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+
+/** A unique identity: host name plus a random suffix (two processes on one host never collide). */
+export function defaultIdentity(): string {
+  return `${process.env.HOSTNAME || hostname()}_${randomUUID()}`;
+}
+
+/** See the module comment. */
+export class LeaderElector {
+  readonly identity: string;
+  private readonly o: LeaderElectorOptions;
+  private readonly log: Logger;
+  private observed: Lease | undefined;
+  /** Local time when the observed record last changed. */
+  private observedAt = 0;
+  private leading = false;
+
+  constructor(options: LeaderElectorOptions) {
+    if (
+      !(
+        options.leaseDurationMs > options.renewDeadlineMs &&
+        options.renewDeadlineMs > options.retryPeriodMs &&
+        options.retryPeriodMs > 0
+      )
+    ) {
+      throw new Error(
+        `lease timings must satisfy lease-duration > renew-deadline > retry-period > 0 (got ${options.leaseDurationMs} ms, ${options.renewDeadlineMs} ms, ${options.retryPeriodMs} ms)`,
+      );
+    }
+    this.o = options;
+    this.identity = options.identity ?? defaultIdentity();
+    this.log = options.logger.child({ lease: `${options.namespace}/${options.name}`, identity: this.identity });
+    options.metrics.leaderStatus.set({ name: options.name }, 0);
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /**
+   * Campaigns until leading, then calls `lead(leadSignal)`, which runs for as long as leadership
+   * lasts: `leadSignal` aborts when the lease is lost or `signal` aborts. Resolves after `lead`
+   * resolves and the lease is released (clean stop) or lost. Returns true if leadership was lost.
+   */
+  async run(signal: AbortSignal, lead: (leadSignal: AbortSignal) => Promise<void>): Promise<boolean> {
+    while (!signal.aborted) {
+      if (await this.tryAcquireOrRenew()) break;
+      await sleep(this.o.retryPeriodMs * (1 + Math.random() * 0.2), signal);
+    }
+    if (signal.aborted) return false;
+    this.setLeading(true);
+    this.log.info("became leader");
+    const leadAbort = new AbortController();
+    const onAbort = () => leadAbort.abort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    const leading = lead(leadAbort.signal);
+    let lost = false;
+    // Renew loop: give up once renewals have failed for renewDeadline.
+    let lastRenew = Date.now();
+    while (!signal.aborted) {
+      await sleep(this.o.retryPeriodMs, signal);
+      if (signal.aborted) break;
+      if (await this.tryAcquireOrRenew()) {
+        lastRenew = Date.now();
+      } else if (Date.now() - lastRenew >= this.o.renewDeadlineMs) {
+        lost = true;
+        this.log.error("lost the lease (could not renew within the renew deadline)");
+        break;
+      }
+    }
+    leadAbort.abort();
+    signal.removeEventListener("abort", onAbort);
+    await leading;
+    this.setLeading(false);
+    if (!lost) await this.release();
+    return lost;
+  }
+
+  private setLeading(value: boolean): void {
+    this.leading = value;
+    this.o.metrics.leaderStatus.set({ name: this.o.name }, value ? 1 : 0);
+  }
+
+  private observe(lease: Lease): void {
+    const before = this.observed?.spec;
+    const after = lease.spec;
+    if (!before || before.holderIdentity !== after?.holderIdentity || before.renewTime !== after?.renewTime) {
+      this.observedAt = Date.now();
+    }
+    this.observed = lease;
+  }
+
+  /** One attempt; true when we hold the lease afterwards. */
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { client, name, namespace, leaseDurationMs } = this.o;
+    const now = new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+    try {
+      let current = this.observed;
+      if (!current) {
+        current = await client.reader.get(LeaseKind, name, namespace);
+        if (!current) {
+          const created = await client.create(LeaseKind, {
+            metadata: { name, namespace },
+            spec: {
+              holderIdentity: this.identity,
+              leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000),
+              acquireTime: now,
+              renewTime: now,
+              leaseTransitions: 0,
+            },
+          });
+          this.observe(created);
+          return true;
+        }
+        this.observe(current);
+      }
+      const spec = current.spec ?? {};
+      const held = !!spec.holderIdentity && spec.holderIdentity !== this.identity;
+      const durationMs = (spec.leaseDurationSeconds ?? Math.ceil(leaseDurationMs / 1000)) * 1000;
+      if (held && Date.now() < this.observedAt + durationMs) {
+        // Someone else holds an unexpired lease. Refresh our view now and then (uncached read) so
+        // expiry is judged from the latest record.
+        const fresh = await client.reader.get(LeaseKind, name, namespace);
+        if (fresh) this.observe(fresh);
+        const fs = fresh?.spec ?? {};
+        if (fs.holderIdentity && fs.holderIdentity !== this.identity && Date.now() < this.observedAt + durationMs) return false;
+      }
+      const latest = this.observed as Lease;
+      const ls = latest.spec ?? {};
+      const ours = ls.holderIdentity === this.identity;
+      const updated = await client.update(LeaseKind, {
+        ...latest,
+        spec: {
+          ...ls,
+          holderIdentity: this.identity,
+          leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000),
+          renewTime: now,
+          acquireTime: ours ? ls.acquireTime : now,
+          leaseTransitions: (ls.leaseTransitions ?? 0) + (ours ? 0 : 1),
+        },
+      });
+      this.observe(updated);
+      return true;
+    } catch (err) {
+      if (isConflict(err) || isAlreadyExists(err) || isNotFound(err)) {
+        // Our view is stale; read afresh next time.
+        this.observed = undefined;
+      } else {
+        this.log.warn({ err: String(err) }, "lease request failed");
+      }
+      return false;
+    }
+  }
+
+  /** Gives the lease up so a standby can take over at once (client-go's ReleaseOnCancel). */
+  private async release(): Promise<void> {
+    const latest = this.observed;
+    if (!latest || latest.spec?.holderIdentity !== this.identity) return;
+    try {
+      await this.o.client.update(LeaseKind, {
+        ...latest,
+        spec: {
+          ...latest.spec,
+          holderIdentity: "",
+          leaseDurationSeconds: 1,
+          renewTime: new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z"),
+        },
+      });
+      this.log.info("released the lease");
+    } catch (err) {
+      this.log.warn({ err: String(err) }, "could not release the lease; it will expire");
+    }
+  }
+}

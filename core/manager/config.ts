@@ -1,0 +1,196 @@
+/**
+ * Manager configuration from flags and environment, validated with zod. Flag names follow
+ * Kubebuilder's scaffold (`--metrics-bind-address`, `--health-probe-bind-address`, `--leader-elect`)
+ * and kube-controller-manager's lease flags. Every flag can also be set as an environment variable
+ * `KUBEPLUG_<FLAG_IN_UPPER_SNAKE_CASE>` (e.g. `KUBEPLUG_LEADER_ELECT=true`); a flag wins over its variable.
+ */
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { LOG_LEVELS } from "../logger.ts";
+
+/** A bad flag or variable: the message names it and what is allowed; the CLI prints it with the usage. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses a Go-style duration ("15s", "500ms", "1m30s") to milliseconds. */
+export function parseDuration(text: string): number {
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text)
+    throw new Error(`"${text}" is not a duration like 15s, 500ms or 1m30s`);
+  return parts.reduce((sum, p) => sum + Number(p[1]) * (UNITS[p[2] as string] as number), 0);
+}
+
+const duration = z.string().transform((text, ctx) => {
+  try {
+    return parseDuration(text);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+/** A listen address: ":8080", "127.0.0.1:8080", or "0" to disable. */
+const bindAddress = z.string().transform((text, ctx) => {
+  if (text === "0") return undefined;
+  const m = /^(.*):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : Number.NaN;
+  if (!m || port > 65535) {
+    ctx.addIssue({ code: "custom", message: `"${text}" is not an address like :8080 or 127.0.0.1:8080 (or 0 to disable)` });
+    return z.NEVER;
+  }
+  return { host: m[1] || "0.0.0.0", port };
+});
+
+const bool = z.union([z.boolean(), z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1")]);
+const list = z.union([z.string(), z.array(z.string())]).transform((v) =>
+  (Array.isArray(v) ? v : [v])
+    .flatMap((s) => s.split(","))
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
+
+/** The flag table: name, description, default. The zod schema below is built from it. */
+const FLAGS = {
+  "metrics-bind-address": { schema: bindAddress, default: ":8080", help: "address of /metrics (0 disables)" },
+  "health-probe-bind-address": { schema: bindAddress, default: ":8081", help: "address of /healthz and /readyz (0 disables)" },
+  "leader-elect": {
+    schema: bool,
+    default: "false",
+    help: "run controllers only on the replica holding the lease",
+    boolean: true,
+  },
+  "leader-election-id": {
+    schema: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/),
+    default: "kubeplug-leader",
+    help: "name of the Lease",
+  },
+  "leader-election-namespace": {
+    schema: z.string().optional(),
+    default: undefined,
+    help: "namespace of the Lease (default: the pod's namespace, else default)",
+  },
+  "leader-elect-lease-duration": { schema: duration, default: "15s", help: "how long a lease is valid without renewal" },
+  "leader-elect-renew-deadline": {
+    schema: duration,
+    default: "10s",
+    help: "how long the leader retries renewing before giving up",
+  },
+  "leader-elect-retry-period": { schema: duration, default: "2s", help: "interval between lease attempts" },
+  kubeconfig: {
+    schema: z.string().optional(),
+    default: undefined,
+    help: "kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)",
+  },
+  namespace: {
+    schema: list,
+    default: undefined,
+    help: "namespace(s) to watch, comma-separated or repeated (default: all)",
+    multiple: true,
+  },
+  "max-concurrent-reconciles": {
+    schema: z.coerce.number().int().min(1).max(1000),
+    default: "4",
+    help: "workers per controller (1..1000)",
+  },
+  "log-level": { schema: z.enum(LOG_LEVELS), default: "info", help: `one of ${LOG_LEVELS.join(", ")}` },
+  plugins: { schema: list, default: undefined, help: "plugins to load, comma-separated (default: all)" },
+  "graceful-shutdown-timeout": { schema: duration, default: "30s", help: "how long in-flight reconciles may take on shutdown" },
+} as const;
+
+type FlagName = keyof typeof FLAGS;
+
+const configSchema = z.object({
+  metricsBindAddress: FLAGS["metrics-bind-address"].schema,
+  healthProbeBindAddress: FLAGS["health-probe-bind-address"].schema,
+  leaderElect: FLAGS["leader-elect"].schema,
+  leaderElectionId: FLAGS["leader-election-id"].schema,
+  leaderElectionNamespace: FLAGS["leader-election-namespace"].schema,
+  leaseDurationMs: FLAGS["leader-elect-lease-duration"].schema,
+  renewDeadlineMs: FLAGS["leader-elect-renew-deadline"].schema,
+  retryPeriodMs: FLAGS["leader-elect-retry-period"].schema,
+  kubeconfig: FLAGS.kubeconfig.schema,
+  namespaces: FLAGS.namespace.schema.optional().transform((v) => v ?? []),
+  maxConcurrentReconciles: FLAGS["max-concurrent-reconciles"].schema,
+  logLevel: FLAGS["log-level"].schema,
+  plugins: FLAGS.plugins.schema.optional(),
+  gracefulShutdownTimeoutMs: FLAGS["graceful-shutdown-timeout"].schema,
+});
+
+/** The validated manager configuration. */
+export type ManagerConfig = z.output<typeof configSchema>;
+
+const KEY_OF: Record<FlagName, keyof ManagerConfig> = {
+  "metrics-bind-address": "metricsBindAddress",
+  "health-probe-bind-address": "healthProbeBindAddress",
+  "leader-elect": "leaderElect",
+  "leader-election-id": "leaderElectionId",
+  "leader-election-namespace": "leaderElectionNamespace",
+  "leader-elect-lease-duration": "leaseDurationMs",
+  "leader-elect-renew-deadline": "renewDeadlineMs",
+  "leader-elect-retry-period": "retryPeriodMs",
+  kubeconfig: "kubeconfig",
+  namespace: "namespaces",
+  "max-concurrent-reconciles": "maxConcurrentReconciles",
+  "log-level": "logLevel",
+  plugins: "plugins",
+  "graceful-shutdown-timeout": "gracefulShutdownTimeoutMs",
+};
+
+/** The environment variable of a flag. */
+export const envName = (flag: string) => `KUBEPLUG_${flag.toUpperCase().replace(/-/g, "_")}`;
+
+/** A usage text listing every manager flag with its default. */
+export function managerFlagsHelp(): string {
+  return Object.entries(FLAGS)
+    .map(
+      ([name, f]) =>
+        `  --${name}${"boolean" in f ? "" : " <value>"}`.padEnd(46) +
+        `${f.help}${f.default !== undefined && !("boolean" in f) ? ` (default ${f.default})` : ""}`,
+    )
+    .join("\n");
+}
+
+/**
+ * Parses manager flags (and `KUBEPLUG_*` variables). Unknown flags and invalid values throw a
+ * {@link ConfigError} naming the flag and what it accepts. Extra, caller-defined flags can be passed
+ * through `extra` (parseArgs option specs) and are returned untouched in `rest`.
+ */
+export function parseManagerConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  extra: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {},
+): { config: ManagerConfig; rest: Record<string, unknown>; positionals: string[] } {
+  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = { ...extra };
+  for (const [name, f] of Object.entries(FLAGS)) {
+    options[name] = { type: "boolean" in f ? "boolean" : "string", ...("multiple" in f ? { multiple: true } : {}) };
+  }
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message.replace(/\. To specify a positional argument.*$/s, "")}`);
+  }
+  const input: Record<string, unknown> = {};
+  const rest: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(parsed.values)) if (name in extra) rest[name] = value;
+  for (const [flag, f] of Object.entries(FLAGS) as [FlagName, (typeof FLAGS)[FlagName]][]) {
+    const fromFlag = parsed.values[flag];
+    const fromEnv = env[envName(flag)];
+    const value = fromFlag ?? (fromEnv !== undefined && fromEnv !== "" ? fromEnv : f.default);
+    if (value !== undefined) input[KEY_OF[flag]] = value;
+  }
+  const result = configSchema.safeParse(input);
+  if (!result.success) {
+    const byKey = Object.fromEntries(Object.entries(KEY_OF).map(([flag, key]) => [key, flag]));
+    const problems = result.error.issues.map((issue) => {
+      const flag = byKey[String(issue.path[0])] ?? String(issue.path[0]);
+      const f = FLAGS[flag as FlagName];
+      return `--${flag}: ${issue.message}${f ? ` (${f.help})` : ""}`;
+    });
+    throw new ConfigError(problems.join("\n"));
+  }
+  return { config: result.data, rest, positionals: parsed.positionals };
+}
