@@ -48,3 +48,4 @@ export { Manager, type ManagerDeps, type ManagerExit } from "./manager/manager.t
 export { Metrics } from "./metrics/metrics.ts";
 export * from "./object.ts";
 export * from "./plugin.ts";
+export * from "./helpers/index.ts";

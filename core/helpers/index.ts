@@ -1,0 +1,12 @@
+/** Reconcile helpers: owner references, conditions, status writes and the finalizer helper. */
+export {
+  type Condition,
+  type ConditionUpdate,
+  conditionSchema,
+  findCondition,
+  isConditionTrue,
+  setCondition,
+} from "./conditions.ts";
+export { type FinalizerEvent, finalizer } from "./finalizer.ts";
+export { AlreadyOwnedError, controllerReference, isControlledBy, setControllerReference } from "./owner.ts";
+export { jsonEqual, type WithStatus, WRITE_STATUS_ATTEMPTS, type WriteStatusResult, writeStatus } from "./status.ts";
