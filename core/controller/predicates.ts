@@ -22,9 +22,16 @@ export function admits<T extends KubeObject>(p: Predicate<T>, event: "create" | 
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? {}) === JSON.stringify(b ?? {});
 
-/** Updates pass only when `metadata.generation` changed: spec changes, not status-only writes. */
+/**
+ * Updates pass only when `metadata.generation` changed (spec changes, not status-only writes), or
+ * when deletion starts (`deletionTimestamp` appears), so finalizers always get their cleanup.
+ */
 export function generationChanged<T extends KubeObject>(): Predicate<T> {
-  return { update: (old, obj) => old.metadata.generation !== obj.metadata.generation };
+  return {
+    update: (old, obj) =>
+      old.metadata.generation !== obj.metadata.generation ||
+      (!old.metadata.deletionTimestamp && !!obj.metadata.deletionTimestamp),
+  };
 }
 
 /** Updates pass only when labels changed. */

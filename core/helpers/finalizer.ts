@@ -4,7 +4,7 @@
  *
  * | object                  | has the finalizer  | lacks it                                         |
  * |-------------------------|--------------------|--------------------------------------------------|
- * | not being deleted       | `apply`            | add it, return `awaitChange()` (no handler call) |
+ * | not being deleted       | `apply`            | add it, then `apply` on the patched object       |
  * | being deleted           | `cleanup`, remove  | nothing: `awaitChange()`                         |
  *
  * Guarantees:
@@ -16,8 +16,8 @@
  *   that begin with a `test` operation. Adding tests the whole finalizer list as read (null when the
  *   object has none); removing tests that the index still holds this name.
  *   When a test fails the API answers 422, which is thrown, and the next reconcile sees fresh state.
- * - After adding the finalizer it returns `awaitChange()` without calling the handler: the patch
- *   itself changes the object and so triggers the next reconcile, which runs `apply`.
+ * - After adding the finalizer it runs `apply` on the object the patch returned (kube-rs returns
+ *   `awaitChange()` and waits for the patch's watch event, which a generation predicate would drop).
  *
  * Assumptions:
  * - `obj` is the current view of the object (from the cache is fine); a stale view only makes a
@@ -81,8 +81,11 @@ export async function finalizer<T extends KubeObject>(
             { op: "test", path: "/metadata/finalizers", value: null },
             { op: "add", path: "/metadata/finalizers", value: [name] },
           ];
-    await client.patch(kind, objName, namespace, patch, PatchType.json);
-    return Action.awaitChange();
+    // Go on with the patched object rather than waiting for the patch's own watch event (kube-rs
+    // returns awaitChange here): a generation-changed predicate filters that event out, since adding
+    // a finalizer does not change the generation, and it saves a round trip anyway.
+    const patched = await client.patch(kind, objName, namespace, patch, PatchType.json);
+    return handler({ type: "apply", obj: patched });
   }
 
   const result = await handler({ type: "cleanup", obj });
