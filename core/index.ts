@@ -21,7 +21,9 @@ export * from "./controller/predicates.ts";
 export * from "./controller/ratelimiter.ts";
 export { Action, type ReconcileResult, TerminalError } from "./controller/result.ts";
 export { WorkQueue } from "./controller/workqueue.ts";
+export * from "./crd.ts";
 export { ApiEventRecorder, type EventRecorder, type EventType } from "./events/recorder.ts";
+export * from "./helpers/index.ts";
 export * from "./kinds.ts";
 export { DEFAULT_LEASE_TIMINGS, LeaderElector, type LeaseTimings } from "./leader/elector.ts";
 export { createLogger, type Logger, type LogLevel, silentLogger } from "./logger.ts";
@@ -48,4 +50,3 @@ export { Manager, type ManagerDeps, type ManagerExit } from "./manager/manager.t
 export { Metrics } from "./metrics/metrics.ts";
 export * from "./object.ts";
 export * from "./plugin.ts";
-export * from "./helpers/index.ts";

@@ -1,0 +1,157 @@
+/**
+ * `kubeplug demo`: the whole platform in one command. Without --kubeconfig it starts the local
+ * control plane (building it on first use, with progress), installs the CRDs, runs the manager with
+ * the WebApp plugin, applies a sample WebApp, stands in for kubelets so its pods become ready, and
+ * prints `kubectl get webapp,deployment,service` as it converges. Ctrl-C stops everything it started.
+ */
+import { execFile } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs, promisify } from "node:util";
+import { createManager, parseManagerConfig } from "../core/index.ts";
+import { plugins } from "../plugins/index.ts";
+import { WebAppKind } from "../plugins/webapp/index.ts";
+import { installCrds } from "./install.ts";
+
+const run = promisify(execFile);
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const SAMPLE = join(root, "plugins/webapp/samples/webapp.yaml");
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+const HELP = `Usage: kubeplug demo [--kubeconfig FILE]
+
+Without --kubeconfig: starts a local control plane (etcd, kube-apiserver, kube-controller-manager;
+built from source into ~/.cache/kubeplug on first use), and marks pods ready since it has no kubelet.
+With --kubeconfig: uses that cluster (its own kubelets run the pods).
+Then installs the WebApp CRD, runs the operator, applies ${join("plugins/webapp/samples/webapp.yaml")}
+and shows it converge. Ctrl-C stops everything the demo started.
+`;
+
+/** Runs the demo; resolves with the exit code after Ctrl-C. */
+export async function runDemo(argv: string[]): Promise<number> {
+  let values: { kubeconfig?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { kubeconfig: { type: "string" }, help: { type: "boolean", short: "h" } },
+      strict: true,
+    }));
+  } catch (err) {
+    process.stderr.write(`kubeplug demo: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const stop = new AbortController();
+  const cleanups: (() => Promise<void>)[] = [];
+  const onSignal = () => stop.abort();
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const started = Date.now();
+  try {
+    let kubeconfigPath = values.kubeconfig;
+    let kubectl = "kubectl";
+    let local: typeof import("../test/controlplane/index.ts") | undefined;
+    try {
+      local = await import("../test/controlplane/index.ts");
+      kubectl = (await local.ensureTools()).kubectl;
+    } catch (err) {
+      if (!kubeconfigPath)
+        throw new Error(
+          `the local control plane is only available in a kubeplug checkout; pass --kubeconfig (${(err as Error).message})`,
+        );
+    }
+    if (!kubeconfigPath) {
+      say("==> Starting a local control plane (etcd, kube-apiserver, kube-controller-manager)");
+      const cp = await (local as typeof import("../test/controlplane/index.ts")).startControlPlane();
+      cleanups.push(() => cp.stop());
+      kubeconfigPath = cp.kubeconfigPath;
+      say(`    ready in ${((Date.now() - started) / 1000).toFixed(1)} s at ${cp.server}`);
+      const readiness = (local as typeof import("../test/controlplane/index.ts")).startPodReadiness(cp.kubeConfig);
+      cleanups.unshift(() => readiness.stop());
+      say("    (no kubelet here: the demo marks pods Running and Ready, as kwok does)");
+    }
+    const { config } = parseManagerConfig([
+      "--kubeconfig",
+      kubeconfigPath,
+      "--metrics-bind-address",
+      "127.0.0.1:0",
+      "--health-probe-bind-address",
+      "127.0.0.1:0",
+      "--log-level",
+      "warn",
+      "--plugins",
+      "webapp",
+    ]);
+    const { manager } = await createManager({ config, plugins });
+    say("==> Installing the WebApp CRD");
+    const crds = await installCrds(
+      manager.client.rest,
+      plugins.filter((p) => p.name === "webapp"),
+    );
+    say(`    ${crds.join(", ")}`);
+    say("==> Running the kubeplug manager with the webapp plugin");
+    const managerRun = manager.start(stop.signal);
+    cleanups.unshift(async () => {
+      await managerRun;
+    });
+    const kc = ["--kubeconfig", kubeconfigPath];
+    say(`==> kubectl apply -f plugins/webapp/samples/webapp.yaml`);
+    const applied = await run(kubectl, [...kc, "apply", "-f", SAMPLE]);
+    process.stdout.write(`    ${applied.stdout}`);
+    const appliedAt = Date.now();
+    let last = "";
+    let converged = false;
+    say("==> Watching it converge (kubectl get webapp,deployment,service)");
+    while (!stop.signal.aborted) {
+      const { stdout } = await run(kubectl, [...kc, "get", "webapp/hello", "deployment/hello", "service/hello"]).catch(
+        (e: { stdout?: string; stderr?: string }) => ({ stdout: `${e.stdout ?? ""}${e.stderr ?? ""}` }),
+      );
+      // AGE changes every second: print only when something else changed.
+      const shape = stdout.replace(/\s+\S+$/gm, "");
+      if (shape !== last) {
+        say(`\n[${((Date.now() - appliedAt) / 1000).toFixed(1)} s]`);
+        process.stdout.write(stdout);
+        last = shape;
+      }
+      if (!converged) {
+        const app = await manager.client.get(WebAppKind, "hello", "default");
+        if (app && app.status?.availableReplicas === app.spec.replicas) {
+          converged = true;
+          say(
+            `\n==> Converged: ${app.spec.replicas}/${app.spec.replicas} replicas available ${((Date.now() - appliedAt) / 1000).toFixed(1)} s after kubectl apply.`,
+          );
+          say(`    Try it (in another terminal):
+      export KUBECONFIG=${kubeconfigPath}
+      ${kubectl} scale deployment hello --replicas=5     # put back to 2
+      ${kubectl} delete deployment hello                # recreated
+      ${kubectl} patch webapp hello --type=merge -p '{"spec":{"replicas":3}}'
+    Ctrl-C stops everything the demo started.`);
+        }
+      }
+      await new Promise((r) => {
+        const t = setTimeout(r, 1000);
+        stop.signal.addEventListener(
+          "abort",
+          () => {
+            clearTimeout(t);
+            r(undefined);
+          },
+          { once: true },
+        );
+      });
+    }
+    say("\n==> Stopping");
+    return 0;
+  } catch (err) {
+    process.stderr.write(`kubeplug demo: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  } finally {
+    stop.abort();
+    for (const cleanup of cleanups) await cleanup().catch(() => undefined);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}

@@ -1,0 +1,114 @@
+/** The `kubeplug` command: run, manifests, demo, version. */
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { managerFlagsHelp, parseManagerConfig } from "../core/index.ts";
+import { plugins } from "../plugins/index.ts";
+import { installCrds } from "./install.ts";
+import { generateManifests, writeManifests } from "./manifests.ts";
+import { runManager } from "./run.ts";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
+
+const HELP = `kubeplug ${version}: a Kubernetes operator platform; one manager hosts many operators as plugins.
+
+Usage: kubeplug <command> [flags]
+
+Commands:
+  run        Run the manager with the plugins (${plugins.map((p) => p.name).join(", ")})
+  manifests  Generate the chart's CRDs (and RBAC, webhooks) from the plugins  [--check]
+  demo       Start a local control plane (or use --kubeconfig), run the WebApp operator and a sample WebApp
+  version    Print the version
+  help       Show this help; "kubeplug <command> --help" shows a command's flags
+
+Examples:
+  kubeplug demo                                      # everything local, Ctrl-C stops it all
+  kubeplug run --kubeconfig ~/.kube/config --install # run on your cluster, applying the CRDs first
+  kubeplug run --leader-elect --namespace team-a,team-b --plugins webapp
+  kubeplug manifests --check                         # fail when generated files are stale
+`;
+
+const RUN_HELP = `Usage: kubeplug run [flags]
+
+Runs the manager until SIGTERM/SIGINT. Every flag can also be set as KUBEPLUG_<FLAG> (e.g. KUBEPLUG_LEADER_ELECT=true).
+
+Flags:
+  --install                                   apply the plugins' CRDs first (local development)
+${managerFlagsHelp()}
+
+Examples:
+  kubeplug run --kubeconfig .cluster/kubeconfig --install
+  kubeplug run --leader-elect --metrics-bind-address :9090 --log-level debug
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const wantsHelp = rest.includes("--help") || rest.includes("-h");
+  switch (command) {
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(HELP);
+      return 0;
+    case "version":
+    case "--version":
+      process.stdout.write(`kubeplug ${version} (node ${process.versions.node})\n`);
+      return 0;
+    case "run": {
+      if (wantsHelp) {
+        process.stdout.write(RUN_HELP);
+        return 0;
+      }
+      const install = rest.includes("--install");
+      const args = rest.filter((a) => a !== "--install");
+      return runManager(args, {
+        plugins,
+        beforeStart: install
+          ? async (manager) => {
+              const names = await installCrds(manager.client.rest, selected(args));
+              manager.logger.info({ crds: names }, "installed CRDs");
+            }
+          : undefined,
+      });
+    }
+    case "manifests": {
+      if (wantsHelp) {
+        process.stdout.write(
+          "Usage: kubeplug manifests [--check]\n\nWrites charts/kubeplug/crds from the plugins; --check exits 1 when they are stale.\n",
+        );
+        return 0;
+      }
+      const check = rest.includes("--check");
+      const changed = writeManifests(root, generateManifests(plugins), check);
+      if (check && changed.length > 0) {
+        process.stderr.write(`generated files are stale: ${changed.join(", ")}\nrun: npm run manifests\n`);
+        return 1;
+      }
+      process.stdout.write(
+        changed.length ? `${check ? "stale" : "wrote"}: ${changed.join(", ")}\n` : "manifests are up to date\n",
+      );
+      return 0;
+    }
+    case "demo": {
+      const { runDemo } = await import("./demo.ts");
+      return runDemo(rest);
+    }
+    default:
+      process.stderr.write(`kubeplug: unknown command "${command}"; commands: run, manifests, demo, version, help\n`);
+      return 2;
+  }
+}
+
+/** The plugins `--plugins` selects in argv (all when absent); bad flags are reported by run itself. */
+function selected(args: string[]) {
+  try {
+    const names = parseManagerConfig(args).config.plugins;
+    return names ? plugins.filter((p) => names.includes(p.name)) : plugins;
+  } catch {
+    return plugins;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

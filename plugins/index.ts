@@ -1,0 +1,5 @@
+/** Every plugin this build of kubeplug ships; `--plugins` selects among them. */
+import type { Plugin } from "../core/index.ts";
+import { webAppPlugin } from "./webapp/index.ts";
+
+export const plugins: readonly Plugin[] = [webAppPlugin];
