@@ -91,34 +91,42 @@ export class LeaderElector {
    * resolves and the lease is released (clean stop) or lost. Returns true if leadership was lost.
    */
   async run(signal: AbortSignal, lead: (leadSignal: AbortSignal) => Promise<void>): Promise<boolean> {
+    let acquired = false;
     while (!signal.aborted) {
-      if (await this.tryAcquireOrRenew()) break;
+      acquired = await this.tryAcquireOrRenew();
+      if (acquired) break;
       await sleep(this.o.retryPeriodMs * (1 + Math.random() * 0.2), signal);
     }
-    if (signal.aborted) return false;
+    if (signal.aborted) {
+      // A stop that lands while the acquire succeeds must not leave the lease held until expiry.
+      if (acquired) await this.release();
+      return false;
+    }
     this.setLeading(true);
     this.log.info("became leader");
     const leadAbort = new AbortController();
     const onAbort = () => leadAbort.abort();
     signal.addEventListener("abort", onAbort, { once: true });
-    const leading = lead(leadAbort.signal);
+    // Renew until `lead` has finished, also while it drains after a stop: the lease must stay ours
+    // for as long as our controllers may still write (controller-runtime does the same).
+    const finished = new AbortController();
+    const leading = lead(leadAbort.signal).finally(() => finished.abort());
     let lost = false;
-    // Renew loop: give up once renewals have failed for renewDeadline.
     let lastRenew = Date.now();
-    while (!signal.aborted) {
-      await sleep(this.o.retryPeriodMs, signal);
-      if (signal.aborted) break;
+    while (!finished.signal.aborted) {
+      await sleep(this.o.retryPeriodMs, finished.signal);
+      if (finished.signal.aborted) break;
       if (await this.tryAcquireOrRenew()) {
         lastRenew = Date.now();
       } else if (Date.now() - lastRenew >= this.o.renewDeadlineMs) {
         lost = true;
         this.log.error("lost the lease (could not renew within the renew deadline)");
+        leadAbort.abort();
         break;
       }
     }
-    leadAbort.abort();
-    signal.removeEventListener("abort", onAbort);
     await leading;
+    signal.removeEventListener("abort", onAbort);
     this.setLeading(false);
     if (!lost) await this.release();
     return lost;

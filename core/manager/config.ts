@@ -122,6 +122,20 @@ const configSchema = z.object({
 /** The validated manager configuration. */
 export type ManagerConfig = z.output<typeof configSchema>;
 
+/** Lease timings must nest as client-go requires: lease-duration > renew-deadline > retry-period > 0. */
+const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
+  if (!c.leaderElect) return;
+  if (!(c.retryPeriodMs > 0)) {
+    ctx.addIssue({ code: "custom", path: ["retryPeriodMs"], message: "must be greater than 0" });
+  }
+  if (!(c.renewDeadlineMs > c.retryPeriodMs)) {
+    ctx.addIssue({ code: "custom", path: ["renewDeadlineMs"], message: "must be longer than --leader-elect-retry-period" });
+  }
+  if (!(c.leaseDurationMs > c.renewDeadlineMs)) {
+    ctx.addIssue({ code: "custom", path: ["leaseDurationMs"], message: "must be longer than --leader-elect-renew-deadline" });
+  }
+});
+
 const KEY_OF: Record<FlagName, keyof ManagerConfig> = {
   "metrics-bind-address": "metricsBindAddress",
   "health-probe-bind-address": "healthProbeBindAddress",
@@ -182,13 +196,13 @@ export function parseManagerConfig(
     const value = fromFlag ?? (fromEnv !== undefined && fromEnv !== "" ? fromEnv : f.default);
     if (value !== undefined) input[KEY_OF[flag]] = value;
   }
-  const result = configSchema.safeParse(input);
+  const result = checkedConfigSchema.safeParse(input);
   if (!result.success) {
     const byKey = Object.fromEntries(Object.entries(KEY_OF).map(([flag, key]) => [key, flag]));
     const problems = result.error.issues.map((issue) => {
       const flag = byKey[String(issue.path[0])] ?? String(issue.path[0]);
       const f = FLAGS[flag as FlagName];
-      return `--${flag}: ${issue.message}${f ? ` (${f.help})` : ""}`;
+      return `--${flag}: ${issue.message}${f ? `; ${f.help}` : ""}`;
     });
     throw new ConfigError(problems.join("\n"));
   }

@@ -4,10 +4,10 @@ import {
   ConfigError,
   createManager,
   definePlugin,
-  kindOf,
   type KubeObject,
-  parseManagerConfig,
+  kindOf,
   PluginLoadError,
+  parseManagerConfig,
   RestClient,
 } from "../../core/index.ts";
 import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
@@ -61,7 +61,10 @@ describe("controllers on the shared cache", () => {
 
   it("gives two controllers on the same kind one list and one watch", async () => {
     await createWidget(ns, "shared");
-    await waitFor("both controllers to reconcile", () => attemptsOf(`${ns}/shared`).length > 0 && attemptsOf(`${ns}/shared`, "widget-1").length > 0);
+    await waitFor(
+      "both controllers to reconcile",
+      () => attemptsOf(`${ns}/shared`).length > 0 && attemptsOf(`${ns}/shared`, "widget-1").length > 0,
+    );
     const widgets = tm.manager.cache.informedKinds().filter((k) => k.kind.kind === "Widget");
     assert.equal(widgets.length, 1, "one informer set for Widget");
     assert.equal(widgets[0]?.informers.length, 1, "one informer (all namespaces)");
@@ -85,7 +88,10 @@ describe("controllers on the shared cache", () => {
 
   it("filters status-only updates with the generation-changed predicate", async () => {
     await createWidget(ns, "quiet");
-    await waitFor("observedGeneration", async () => (await rest.request<Widget>("GET", widgetPath(ns, "quiet"))).status?.observedGeneration === 1);
+    await waitFor(
+      "observedGeneration",
+      async () => (await rest.request<Widget>("GET", widgetPath(ns, "quiet"))).status?.observedGeneration === 1,
+    );
     const adds = () => fetchText(tm.metricsUrl).then((m) => metricValue(m.text, "workqueue_adds_total", { name: "widget" }));
     await waitFor("the queue to settle", async () => tm.manager.getController("widget") && (await adds()) === (await adds()));
     const before = await adds();
@@ -100,7 +106,10 @@ describe("controllers on the shared cache", () => {
       return cached?.metadata.resourceVersion === patched.metadata.resourceVersion;
     });
     assert.equal(await adds(), before, "a status-only update enqueues nothing");
-    await rest.request("PATCH", widgetPath(ns, "quiet"), { body: { spec: { size: 2 } }, contentType: "application/merge-patch+json" });
+    await rest.request("PATCH", widgetPath(ns, "quiet"), {
+      body: { spec: { size: 2 } },
+      contentType: "application/merge-patch+json",
+    });
     await waitFor("a spec change to enqueue", async () => (await adds()) > before);
   });
 
@@ -172,13 +181,22 @@ describe("controllers on the shared cache", () => {
 
 describe("readiness and shutdown", () => {
   it("fails /readyz before the caches sync and passes after", async () => {
-    const Gadget = kindOf<KubeObject>({ group: "late.kubeplug.dev", version: "v1", kind: "Gadget", plural: "gadgets", namespaced: true });
+    const Gadget = kindOf<KubeObject>({
+      group: "late.kubeplug.dev",
+      version: "v1",
+      kind: "Gadget",
+      plural: "gadgets",
+      namespaced: true,
+    });
     const plugin = definePlugin({
       name: "gadget",
       kinds: [Gadget],
       rbac: [],
       setup(ctx) {
-        ctx.controller("gadget").for(Gadget).reconcile(async () => undefined);
+        ctx
+          .controller("gadget")
+          .for(Gadget)
+          .reconcile(async () => undefined);
       },
     });
     // The Gadget CRD does not exist yet, so its list fails and the cache cannot sync.
@@ -210,7 +228,10 @@ describe("readiness and shutdown", () => {
     await waitFor("the slow reconcile to start", () => attemptsOf(`${ns}/slow`).length > 0);
     const exit = await tm.stop();
     assert.deepEqual(exit, { lostLease: false });
-    assert.ok(finished.some((f) => f.key === `${ns}/slow`), "the in-flight reconcile ran to its end before stop resolved");
+    assert.ok(
+      finished.some((f) => f.key === `${ns}/slow`),
+      "the in-flight reconcile ran to its end before stop resolved",
+    );
   });
 });
 
@@ -242,14 +263,17 @@ describe("plugins and configuration", () => {
   });
 
   it("reads flags and KUBEPLUG_* variables, flags winning", () => {
-    const { config } = parseManagerConfig(["--leader-elect", "--namespace", "a,b", "--namespace", "c", "--leader-elect-retry-period", "1m30s"], {
-      KUBEPLUG_MAX_CONCURRENT_RECONCILES: "7",
-      KUBEPLUG_LEADER_ELECT: "false",
-      KUBEPLUG_LOG_LEVEL: "debug",
-    });
+    const { config } = parseManagerConfig(
+      ["--leader-elect", "--namespace", "a,b", "--namespace", "c", "--graceful-shutdown-timeout", "1m30s"],
+      {
+        KUBEPLUG_MAX_CONCURRENT_RECONCILES: "7",
+        KUBEPLUG_LEADER_ELECT: "false",
+        KUBEPLUG_LOG_LEVEL: "debug",
+      },
+    );
     assert.equal(config.leaderElect, true);
     assert.deepEqual(config.namespaces, ["a", "b", "c"]);
-    assert.equal(config.retryPeriodMs, 90_000);
+    assert.equal(config.gracefulShutdownTimeoutMs, 90_000);
     assert.equal(config.maxConcurrentReconciles, 7);
     assert.equal(config.logLevel, "debug");
     assert.deepEqual(config.metricsBindAddress, { host: "0.0.0.0", port: 8080 });
@@ -258,15 +282,22 @@ describe("plugins and configuration", () => {
 
   it("names the bad flag and what is allowed", () => {
     const cases: [string[], RegExp][] = [
-      [["--max-concurrent-reconciles", "0"], /--max-concurrent-reconciles: .*>=1.*\(workers per controller \(1\.\.1000\)\)/],
+      [["--max-concurrent-reconciles", "0"], /--max-concurrent-reconciles: .*>=1; workers per controller \(1\.\.1000\)/],
+      [
+        ["--leader-elect", "--leader-elect-lease-duration", "2s"],
+        /--leader-elect-lease-duration: must be longer than --leader-elect-renew-deadline/,
+      ],
+      [["--leader-elect", "--leader-elect-retry-period", "0s"], /--leader-elect-retry-period: must be greater than 0/],
       [["--log-level", "loud"], /--log-level: .*one of fatal, error, warn, info, debug, trace, silent/],
       [["--leader-elect-lease-duration", "5x"], /--leader-elect-lease-duration: "5x" is not a duration like 15s, 500ms or 1m30s/],
       [["--metrics-bind-address", "8080"], /--metrics-bind-address: "8080" is not an address like :8080/],
       [["--no-such-flag"], /Unknown option '--no-such-flag'/],
     ];
     for (const [argv, message] of cases) {
-      assert.throws(() => parseManagerConfig(argv, {}), (err: Error) => err instanceof ConfigError && message.test(err.message));
+      assert.throws(
+        () => parseManagerConfig(argv, {}),
+        (err: Error) => err instanceof ConfigError && message.test(err.message),
+      );
     }
   });
 });
-
