@@ -11,11 +11,13 @@ import { parseArgs, promisify } from "node:util";
 import { createManager, parseManagerConfig } from "../core/index.ts";
 import { plugins } from "../plugins/index.ts";
 import { WebAppKind } from "../plugins/webapp/index.ts";
-import { installCrds } from "./install.ts";
+import { addWebhooks, type Webhooks } from "../webhooks/index.ts";
+import { installCrds, installWebhookConfigurations } from "./install.ts";
 
 const run = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const SAMPLE = join(root, "plugins/webapp/samples/webapp.yaml");
+const BAD_SAMPLE = join(root, "plugins/webapp/samples/invalid-webapp.yaml");
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 const HELP = `Usage: kubeplug demo [--kubeconfig FILE]
@@ -73,6 +75,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       cleanups.unshift(() => readiness.stop());
       say("    (no kubelet here: the demo marks pods Running and Ready, as kwok does)");
     }
+    const webhookPort = local ? await local.freePort() : 9443;
     const { config } = parseManagerConfig([
       "--kubeconfig",
       kubeconfigPath,
@@ -80,23 +83,41 @@ export async function runDemo(argv: string[]): Promise<number> {
       "127.0.0.1:0",
       "--health-probe-bind-address",
       "127.0.0.1:0",
+      "--webhook-bind-address",
+      `127.0.0.1:${webhookPort}`,
+      "--webhook-hosts",
+      "127.0.0.1,localhost",
       "--log-level",
       "warn",
       "--plugins",
       "webapp",
     ]);
-    const { manager } = await createManager({ config, plugins });
+    let webhooks: Webhooks | undefined;
+    const { manager } = await createManager({
+      config,
+      plugins,
+      beforeSetup: (m) => {
+        webhooks = addWebhooks(m);
+      },
+    });
     say("==> Installing the WebApp CRD");
     const crds = await installCrds(
       manager.client.rest,
       plugins.filter((p) => p.name === "webapp"),
     );
     say(`    ${crds.join(", ")}`);
-    say("==> Running the kubeplug manager with the webapp plugin");
+    say(`==> Running the kubeplug manager with the webapp plugin (admission webhooks on https://127.0.0.1:${webhookPort})`);
     const managerRun = manager.start(stop.signal);
     cleanups.unshift(async () => {
       await managerRun;
     });
+    const configs = await installWebhookConfigurations(manager.client.rest, webhooks as Webhooks, {
+      url: `https://127.0.0.1:${webhookPort}`,
+      name: config.webhookConfigurationName,
+      ownNamespace: config.leaderElectionNamespace ?? "default",
+      signal: stop.signal,
+    });
+    say(`    ${configs.join(", ")}`);
     const kc = ["--kubeconfig", kubeconfigPath];
     say(`==> kubectl apply -f plugins/webapp/samples/webapp.yaml`);
     const applied = await run(kubectl, [...kc, "apply", "-f", SAMPLE]);
@@ -123,7 +144,13 @@ export async function runDemo(argv: string[]): Promise<number> {
           say(
             `\n==> Converged: ${app.spec.replicas}/${app.spec.replicas} replicas available ${((Date.now() - appliedAt) / 1000).toFixed(1)} s after kubectl apply.`,
           );
-          say(`    Try it (in another terminal):
+          const bad = await run(kubectl, [...kc, "apply", "-f", BAD_SAMPLE]).catch((e: { stderr?: string }) => ({
+            stdout: "",
+            stderr: e.stderr ?? "",
+          }));
+          say("\n==> An invalid WebApp (replicas: 11, port: 70000, image: Not_An_Image) is rejected at admission:");
+          say(`    ${bad.stderr?.trim() || "(accepted?!)"}`);
+          say(`\n    Try it (in another terminal):
       export KUBECONFIG=${kubeconfigPath}
       ${kubectl} scale deployment hello --replicas=5     # put back to 2
       ${kubectl} delete deployment hello                # recreated

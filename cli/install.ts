@@ -1,5 +1,6 @@
 /** Applies the plugins' CRDs (server-side apply) and waits until they are served: `run --install` and the demo. */
 import { type CustomKind, crdOf, PatchType, type Plugin, type RestClient } from "../core/index.ts";
+import { type Webhooks, webhookConfigurations } from "../webhooks/index.ts";
 
 function customKinds(plugins: readonly Plugin[]): CustomKind[] {
   return plugins.flatMap((p) => p.kinds).filter((k): k is CustomKind => "definition" in k);
@@ -29,6 +30,40 @@ export async function installCrds(rest: RestClient, plugins: readonly Plugin[], 
       if (Date.now() > deadline) throw new Error(`CRD ${name} was not established within ${timeoutMs / 1000} s`);
       await new Promise((r) => setTimeout(r, 200));
     }
+  }
+  return names;
+}
+
+/**
+ * Applies the webhook configurations in URL mode (a manager running on the host, e.g.
+ * `https://127.0.0.1:9443`), with the server's CA, once the server is serving.
+ */
+export async function installWebhookConfigurations(
+  rest: RestClient,
+  webhooks: Webhooks,
+  options: { url: string; name: string; ownNamespace: string; signal: AbortSignal },
+): Promise<string[]> {
+  const { server, certs, registry } = webhooks;
+  if (!server || !certs) return [];
+  while (!server.serving && !options.signal.aborted) await new Promise((r) => setTimeout(r, 100));
+  const ca = certs.current()?.ca;
+  const objects = webhookConfigurations(registry.entries(), {
+    name: options.name,
+    target: { url: options.url },
+    ownNamespace: options.ownNamespace,
+    ...(ca ? { caBundle: ca } : {}),
+  });
+  const names: string[] = [];
+  for (const obj of objects) {
+    const meta = obj.metadata as { name: string };
+    const plural =
+      obj.kind === "MutatingWebhookConfiguration" ? "mutatingwebhookconfigurations" : "validatingwebhookconfigurations";
+    await rest.request("PATCH", `/apis/admissionregistration.k8s.io/v1/${plural}/${meta.name}`, {
+      body: obj,
+      contentType: PatchType.apply,
+      query: { fieldManager: "kubeplug-install", force: true },
+    });
+    names.push(`${obj.kind}/${meta.name}`);
   }
   return names;
 }

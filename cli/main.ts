@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { managerFlagsHelp, parseManagerConfig } from "../core/index.ts";
 import { plugins } from "../plugins/index.ts";
-import { installCrds } from "./install.ts";
+import { installCrds, installWebhookConfigurations } from "./install.ts";
 import { generateManifests, writeManifests } from "./manifests.ts";
 import { runManager } from "./run.ts";
 
@@ -62,13 +62,26 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       const install = rest.includes("--install");
-      const args = rest.filter((a) => a !== "--install");
+      // Running on the host: the API server calls the webhooks at 127.0.0.1, so the certificate covers it.
+      const args = install ? [...rest.filter((a) => a !== "--install"), "--webhook-hosts", "127.0.0.1,localhost"] : rest;
       return runManager(args, {
         plugins,
         beforeStart: install
-          ? async (manager) => {
+          ? async (manager, webhooks, signal) => {
               const names = await installCrds(manager.client.rest, selected(args));
               manager.logger.info({ crds: names }, "installed CRDs");
+              const port = manager.config.webhookBindAddress?.port;
+              // Applied once the server serves, so the API server never calls a webhook that is not there.
+              void installWebhookConfigurations(manager.client.rest, webhooks, {
+                url: `https://127.0.0.1:${port}`,
+                name: manager.config.webhookConfigurationName,
+                ownNamespace: manager.config.leaderElectionNamespace ?? "default",
+                signal,
+              })
+                .then((configs) => configs.length && manager.logger.info({ configs }, "installed webhook configurations"))
+                .catch((err: unknown) =>
+                  manager.logger.error({ err: String(err) }, "could not install the webhook configurations"),
+                );
             }
           : undefined,
       });

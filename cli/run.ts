@@ -6,19 +6,21 @@ import {
   ConfigError,
   type ContainerOptions,
   createManager,
+  type Manager,
   managerFlagsHelp,
   type Plugin,
   PluginLoadError,
   parseManagerConfig,
 } from "../core/index.ts";
+import { addWebhooks, type Webhooks } from "../webhooks/index.ts";
 
 /** Options of {@link runManager} beyond the flags. */
 export interface RunOptions {
   plugins: readonly Plugin[];
   /** Extra container options (tests). */
   container?: Omit<ContainerOptions, "config" | "plugins">;
-  /** Called with the manager before it starts (the composition root adds webhooks here). */
-  beforeStart?: (manager: Awaited<ReturnType<typeof createManager>>["manager"]) => void | Promise<void>;
+  /** Called with the manager (and its webhooks) before it starts. */
+  beforeStart?: (manager: Manager, webhooks: Webhooks, signal: AbortSignal) => void | Promise<void>;
 }
 
 /** Runs the manager; resolves with the process exit code. */
@@ -44,8 +46,16 @@ export async function runManager(argv: readonly string[], options: RunOptions): 
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
-    const { manager } = await createManager({ config: parsed.config, plugins: options.plugins, ...options.container });
-    await options.beforeStart?.(manager);
+    let webhooks: Webhooks | undefined;
+    const { manager } = await createManager({
+      config: parsed.config,
+      plugins: options.plugins,
+      ...options.container,
+      beforeSetup: (m) => {
+        webhooks = addWebhooks(m);
+      },
+    });
+    await options.beforeStart?.(manager, webhooks as Webhooks, stop.signal);
     const exit = await manager.start(stop.signal);
     return exit.lostLease ? 1 : 0;
   } catch (err) {

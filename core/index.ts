@@ -46,6 +46,7 @@ export {
   TOKENS,
 } from "./manager/container.ts";
 export { type Check, HealthChecks } from "./manager/health.ts";
+export { inspectPlugins } from "./manager/inspect.ts";
 export { Manager, type ManagerDeps, type ManagerExit } from "./manager/manager.ts";
 export { Metrics } from "./metrics/metrics.ts";
 export * from "./object.ts";

@@ -98,6 +98,43 @@ const FLAGS = {
   "log-level": { schema: z.enum(LOG_LEVELS), default: "info", help: `one of ${LOG_LEVELS.join(", ")}` },
   plugins: { schema: list, default: undefined, help: "plugins to load, comma-separated (default: all)" },
   "graceful-shutdown-timeout": { schema: duration, default: "30s", help: "how long in-flight reconciles may take on shutdown" },
+  "webhook-bind-address": {
+    schema: bindAddress,
+    default: ":9443",
+    help: "address of the HTTPS admission webhook server (0 disables)",
+  },
+  "webhook-cert-dir": {
+    schema: z.string().optional(),
+    default: undefined,
+    help: "read tls.crt/tls.key from this directory (cert-manager) instead of managing certificates",
+  },
+  "webhook-service-name": {
+    schema: z.string().min(1),
+    default: "kubeplug-webhook",
+    help: "Service in front of the webhook server (certificate SANs)",
+  },
+  "webhook-secret-name": {
+    schema: z.string().min(1),
+    default: "kubeplug-webhook-tls",
+    help: "Secret holding self-managed certificates",
+  },
+  "webhook-configuration-name": {
+    schema: z.string().min(1),
+    default: "kubeplug",
+    help: "prefix of the Mutating/ValidatingWebhookConfigurations whose caBundle is kept current",
+  },
+  "webhook-hosts": {
+    schema: list,
+    default: undefined,
+    help: "extra certificate SANs, e.g. 127.0.0.1,localhost when running on a host",
+    multiple: true,
+  },
+  "webhook-cert-validity": { schema: duration, default: "8760h", help: "lifetime of self-managed serving certificates" },
+  "webhook-cert-renew-before": {
+    schema: duration,
+    default: "720h",
+    help: "renew self-managed certificates this long before they expire",
+  },
 } as const;
 
 type FlagName = keyof typeof FLAGS;
@@ -117,6 +154,14 @@ const configSchema = z.object({
   logLevel: FLAGS["log-level"].schema,
   plugins: FLAGS.plugins.schema.optional(),
   gracefulShutdownTimeoutMs: FLAGS["graceful-shutdown-timeout"].schema,
+  webhookBindAddress: FLAGS["webhook-bind-address"].schema,
+  webhookCertDir: FLAGS["webhook-cert-dir"].schema,
+  webhookServiceName: FLAGS["webhook-service-name"].schema,
+  webhookSecretName: FLAGS["webhook-secret-name"].schema,
+  webhookConfigurationName: FLAGS["webhook-configuration-name"].schema,
+  webhookHosts: FLAGS["webhook-hosts"].schema.optional().transform((v) => v ?? []),
+  webhookCertValidityMs: FLAGS["webhook-cert-validity"].schema,
+  webhookCertRenewBeforeMs: FLAGS["webhook-cert-renew-before"].schema,
 });
 
 /** The validated manager configuration. */
@@ -124,6 +169,9 @@ export type ManagerConfig = z.output<typeof configSchema>;
 
 /** Lease timings must nest as client-go requires: lease-duration > renew-deadline > retry-period > 0. */
 const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
+  if (c.webhookCertRenewBeforeMs >= c.webhookCertValidityMs) {
+    ctx.addIssue({ code: "custom", path: ["webhookCertRenewBeforeMs"], message: "must be shorter than --webhook-cert-validity" });
+  }
   if (!c.leaderElect) return;
   if (!(c.retryPeriodMs > 0)) {
     ctx.addIssue({ code: "custom", path: ["retryPeriodMs"], message: "must be greater than 0" });
@@ -151,6 +199,14 @@ const KEY_OF: Record<FlagName, keyof ManagerConfig> = {
   "log-level": "logLevel",
   plugins: "plugins",
   "graceful-shutdown-timeout": "gracefulShutdownTimeoutMs",
+  "webhook-bind-address": "webhookBindAddress",
+  "webhook-cert-dir": "webhookCertDir",
+  "webhook-service-name": "webhookServiceName",
+  "webhook-secret-name": "webhookSecretName",
+  "webhook-configuration-name": "webhookConfigurationName",
+  "webhook-hosts": "webhookHosts",
+  "webhook-cert-validity": "webhookCertValidityMs",
+  "webhook-cert-renew-before": "webhookCertRenewBeforeMs",
 };
 
 /** The environment variable of a flag. */

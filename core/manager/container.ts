@@ -74,6 +74,8 @@ export interface ContainerOptions {
   cache?: Omit<SharedCacheOptions, "namespaces" | "logger">;
   /** Lease identity (tests). */
   identity?: string;
+  /** Runs before the plugins' setup(): the composition root adds extensions (the webhook server) here. */
+  beforeSetup?: (manager: Manager) => void | Promise<void>;
 }
 
 /** Builds the container; see the module comment. */
@@ -146,6 +148,7 @@ export class PluginLoadError extends Error {
 export async function createManager(options: ContainerOptions): Promise<{ manager: Manager; container: Container }> {
   const container = buildContainer(options);
   const manager = await container.getAsync<Manager>(TOKENS.manager);
+  await options.beforeSetup?.(manager);
   for (const plugin of container.get<readonly Plugin[]>(TOKENS.plugins)) {
     try {
       await plugin.setup(manager.pluginContext());

@@ -1,7 +1,9 @@
 /** The WebApp plugin: a WebApp becomes a Deployment and a Service, kept that way. */
 import { DeploymentKind, definePlugin, generationChanged, ServiceKind } from "../../core/index.ts";
+import { WEBHOOKS } from "../../webhooks/index.ts";
 import { WebAppKind } from "./api.ts";
 import { reconcileWebApp } from "./reconciler.ts";
+import { validateWebApp } from "./webhooks.ts";
 
 export { type WebApp, WebAppKind } from "./api.ts";
 
@@ -24,6 +26,7 @@ export const webAppPlugin = definePlugin({
       .owns(DeploymentKind)
       .owns(ServiceKind)
       .reconcile(reconcileWebApp);
+    ctx.extension(WEBHOOKS).defaulter(WebAppKind).validator(WebAppKind, validateWebApp);
   },
 });
 

@@ -1,7 +1,15 @@
 /** Runs a manager in the test process against a control plane, on free ports. */
 import type { KubeConfig } from "@kubernetes/client-node";
-import { createManager, type Manager, type ManagerExit, parseManagerConfig, type Plugin, silentLogger } from "../../core/index.ts";
 import type { InformerOptions } from "../../core/cache/informer.ts";
+import {
+  createManager,
+  type Manager,
+  type ManagerExit,
+  type Plugin,
+  parseManagerConfig,
+  silentLogger,
+} from "../../core/index.ts";
+import { addWebhooks, type Webhooks } from "../../webhooks/index.ts";
 import { freePort } from "../controlplane/index.ts";
 
 /** A running in-process manager. */
@@ -9,6 +17,8 @@ export interface TestManager {
   manager: Manager;
   metricsUrl: string;
   healthUrl: string;
+  /** The webhook registry (and server, when enabled with `--webhook-bind-address`). */
+  webhooks: Webhooks;
   /** Stops the manager (like SIGTERM) and resolves with its exit. */
   stop(): Promise<ManagerExit>;
 }
@@ -22,6 +32,9 @@ export async function startTestManager(
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
   const { config } = parseManagerConfig(
     [
+      // No webhook server unless a test asks for one with its own --webhook-bind-address (last wins).
+      "--webhook-bind-address",
+      "0",
       "--kubeconfig",
       kubeconfigPath,
       "--metrics-bind-address",
@@ -32,9 +45,13 @@ export async function startTestManager(
     ],
     {},
   );
+  let webhooks: Webhooks | undefined;
   const { manager } = await createManager({
     config,
     plugins,
+    beforeSetup: (m) => {
+      webhooks = addWebhooks(m);
+    },
     logger: process.env.KUBEPLUG_TEST_LOGS ? undefined : silentLogger(),
     ...(options.kubeConfig ? { kubeConfig: options.kubeConfig } : {}),
     ...(options.informer ? { cache: { informer: options.informer } } : {}),
@@ -44,6 +61,7 @@ export async function startTestManager(
   running.catch(() => undefined);
   return {
     manager,
+    webhooks: webhooks as Webhooks,
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     healthUrl: `http://127.0.0.1:${healthPort}`,
     stop: async () => {

@@ -1,0 +1,54 @@
+/** Runs one AdmissionReview request through a registered webhook: schema, then plugin handler. */
+import type { Client, KubeObject } from "../core/index.ts";
+import { type AdmissionContext, isCustomKind, type WebhookEntry } from "./registry.ts";
+import { type AdmissionRequest, type AdmissionResponse, causesFromZod, denial, type FieldCause, jsonPatch } from "./review.ts";
+
+/** Fills in what `target` lacks from `defaults` (recursively for objects); never changes what is set. */
+function fillMissing(target: unknown, defaults: unknown): unknown {
+  const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);
+  if (target === undefined) return defaults;
+  if (!isObj(target) || !isObj(defaults)) return target;
+  const out: Record<string, unknown> = { ...target };
+  for (const [key, value] of Object.entries(defaults)) out[key] = fillMissing(target[key], value);
+  return out;
+}
+
+function schemaCauses(entry: WebhookEntry, obj: KubeObject): { causes: FieldCause[]; defaulted: unknown } {
+  if (!isCustomKind(entry.kind)) return { causes: [], defaulted: (obj as { spec?: unknown }).spec };
+  const spec = (obj as { spec?: unknown }).spec;
+  const parsed = entry.kind.parseSpec(spec ?? {});
+  if (parsed.success) return { causes: [], defaulted: fillMissing(spec, parsed.data) };
+  return { causes: causesFromZod(parsed.error, "spec", spec ?? {}), defaulted: spec };
+}
+
+/** Admits or denies `request` with `entry`; throws only on a handler bug (the server answers 500). */
+export async function admit(entry: WebhookEntry, request: AdmissionRequest, client: Client): Promise<AdmissionResponse> {
+  const object = (request.object ?? undefined) as KubeObject | undefined;
+  const oldObject = (request.oldObject ?? undefined) as KubeObject | undefined;
+  const ctx: AdmissionContext<KubeObject> = { operation: request.operation, oldObject, client, request };
+  if (!entry.operations.includes(request.operation as never) || !object) {
+    return { uid: request.uid, allowed: true };
+  }
+  const { causes, defaulted } = schemaCauses(entry, object);
+  if (entry.type === "mutating") {
+    // A spec the schema rejects cannot be defaulted into a valid one: deny here, with every field
+    // named, before the API server's own validation reports them one format at a time.
+    if (causes.length > 0) return denial(request, causes);
+    let result: KubeObject = structuredClone(object);
+    if (defaulted !== undefined) (result as { spec?: unknown }).spec = defaulted;
+    if (entry.defaulter) result = (await entry.defaulter(result, ctx)) ?? result;
+    const ops = jsonPatch(object, result);
+    if (ops.length === 0) return { uid: request.uid, allowed: true };
+    return {
+      uid: request.uid,
+      allowed: true,
+      patchType: "JSONPatch",
+      patch: Buffer.from(JSON.stringify(ops)).toString("base64"),
+    };
+  }
+  const found = entry.validator ? await entry.validator(structuredClone(object), ctx) : {};
+  const all = [...causes, ...(found.causes ?? [])];
+  const warnings = found.warnings ?? [];
+  if (all.length > 0) return denial(request, all, warnings);
+  return { uid: request.uid, allowed: true, ...(warnings.length ? { warnings } : {}) };
+}

@@ -1,0 +1,82 @@
+/** The admission webhook server shared by all plugins, and what plugins use to register handlers. */
+import { type Manager, ownNamespace } from "../core/index.ts";
+import { FileCertWatcher } from "./certs/files.ts";
+import { SelfManagedCerts } from "./certs/self-managed.ts";
+import type { CertSource } from "./certs/source.ts";
+import { WEBHOOKS, WebhookRegistry } from "./registry.ts";
+import { WebhookServer } from "./server.ts";
+
+export { generateTls, type TlsBundle } from "./certs/generate.ts";
+export { type ConfigurationOptions, type WebhookTarget, webhookConfigurations } from "./configuration.ts";
+export {
+  type AdmissionContext,
+  type Defaulter,
+  type ValidationResult,
+  type Validator,
+  WEBHOOKS,
+  WebhookRegistry,
+  webhookPath,
+} from "./registry.ts";
+export { type FieldCause, jsonPatch } from "./review.ts";
+export { WebhookServer } from "./server.ts";
+
+/** What {@link addWebhooks} set up. */
+export interface Webhooks {
+  registry: WebhookRegistry;
+  /** Absent when `--webhook-bind-address 0` disabled the server. */
+  server?: WebhookServer;
+  certs?: CertSource;
+}
+
+/** The DNS names of the webhook Service in `namespace`. */
+export function serviceHosts(service: string, namespace: string): string[] {
+  return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
+}
+
+/**
+ * Adds the webhook registry (as the `WEBHOOKS` extension) and, unless disabled, the HTTPS server and
+ * its certificate source to a manager. Call before the plugins' setup (ContainerOptions.beforeSetup).
+ */
+export function addWebhooks(manager: Manager): Webhooks {
+  const registry = new WebhookRegistry();
+  manager.setExtension(WEBHOOKS, registry);
+  const config = manager.config;
+  if (!config.webhookBindAddress) return { registry };
+  const namespace = config.leaderElectionNamespace ?? ownNamespace();
+  let certs: CertSource;
+  if (config.webhookCertDir) {
+    const files = new FileCertWatcher(config.webhookCertDir, manager.logger);
+    manager.add(files);
+    certs = files.holder;
+  } else {
+    const selfManaged = new SelfManagedCerts({
+      rest: manager.client.rest,
+      namespace,
+      secretName: config.webhookSecretName,
+      hosts: [...serviceHosts(config.webhookServiceName, namespace), ...config.webhookHosts],
+      validityMs: config.webhookCertValidityMs,
+      renewBeforeMs: config.webhookCertRenewBeforeMs,
+      configurations: {
+        mutating: `${config.webhookConfigurationName}-mutating`,
+        validating: `${config.webhookConfigurationName}-validating`,
+      },
+      logger: manager.logger,
+    });
+    manager.add(selfManaged.watcher);
+    manager.add(selfManaged.rotator);
+    certs = selfManaged.holder;
+  }
+  const server = new WebhookServer({
+    registry,
+    certs,
+    address: config.webhookBindAddress,
+    client: manager.client,
+    metrics: manager.metrics,
+    logger: manager.logger,
+  });
+  manager.add(server);
+  manager.health.addReadyCheck("webhook", () => {
+    if (!server.serving) throw new Error("the webhook server is not serving yet (waiting for its certificate)");
+  });
+  return { registry, server, certs };
+}

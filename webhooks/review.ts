@@ -1,0 +1,139 @@
+/**
+ * AdmissionReview v1: the request schema (checked with zod at the boundary), responses, field
+ * causes in the API server's own style, and the JSON Patch a defaulter's change becomes.
+ */
+import { z } from "zod";
+
+const groupVersionKind = z.object({ group: z.string(), version: z.string(), kind: z.string() });
+const groupVersionResource = z.object({ group: z.string(), version: z.string(), resource: z.string() });
+
+/** The parts of an AdmissionReview v1 request kubeplug reads; unknown fields are allowed. */
+export const admissionReviewSchema = z.object({
+  apiVersion: z.literal("admission.k8s.io/v1", { error: 'apiVersion must be "admission.k8s.io/v1"' }),
+  kind: z.literal("AdmissionReview", { error: 'kind must be "AdmissionReview"' }),
+  request: z.object({
+    uid: z.string().min(1, "request.uid is required"),
+    kind: groupVersionKind,
+    resource: groupVersionResource,
+    subResource: z.string().optional(),
+    name: z.string().optional(),
+    namespace: z.string().optional(),
+    operation: z.enum(["CREATE", "UPDATE", "DELETE", "CONNECT"]),
+    userInfo: z
+      .object({ username: z.string().optional(), groups: z.array(z.string()).optional() })
+      .passthrough()
+      .optional(),
+    object: z.record(z.string(), z.unknown()).nullable().optional(),
+    oldObject: z.record(z.string(), z.unknown()).nullable().optional(),
+    dryRun: z.boolean().optional(),
+  }),
+});
+
+export type AdmissionReview = z.infer<typeof admissionReviewSchema>;
+export type AdmissionRequest = AdmissionReview["request"];
+
+/** One bad field, as in a Kubernetes `Status.details.causes` entry. */
+export interface FieldCause {
+  /** Dotted path, e.g. `spec.replicas`. */
+  field: string;
+  /** What is wrong and what is allowed. */
+  message: string;
+  /** `FieldValueInvalid`, `FieldValueRequired`, `FieldValueNotSupported`, `FieldValueForbidden`, ... */
+  reason?: string;
+}
+
+/** The response part of an AdmissionReview. */
+export interface AdmissionResponse {
+  uid: string;
+  allowed: boolean;
+  status?: {
+    code: number;
+    reason?: string;
+    message: string;
+    details?: { name?: string; group?: string; kind?: string; causes: { field: string; message: string; reason: string }[] };
+  };
+  patch?: string;
+  patchType?: "JSONPatch";
+  warnings?: string[];
+}
+
+/** A review carrying a response. */
+export function reviewResponse(response: AdmissionResponse): Record<string, unknown> {
+  return { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response };
+}
+
+/**
+ * A denial whose message reads like the API server's own validation errors:
+ * `WebApp.webapp.example.com "web" is invalid: [spec.replicas: Invalid value: 11: must be between 1 and 10, ...]`.
+ */
+export function denial(request: AdmissionRequest, causes: FieldCause[], warnings: string[] = []): AdmissionResponse {
+  const object = (request.object ?? request.oldObject ?? {}) as { metadata?: { name?: string } };
+  const name = request.name || object.metadata?.name || "";
+  const gk = request.kind.group ? `${request.kind.kind}.${request.kind.group}` : request.kind.kind;
+  const parts = causes.map((c) => `${c.field}: ${c.message}`);
+  const message = `${gk} "${name}" is invalid: ${parts.length === 1 ? parts[0] : `[${parts.join(", ")}]`}`;
+  return {
+    uid: request.uid,
+    allowed: false,
+    status: {
+      code: 422,
+      reason: "Invalid",
+      message,
+      details: {
+        name,
+        group: request.kind.group,
+        kind: request.kind.kind,
+        causes: causes.map((c) => ({ field: c.field, message: c.message, reason: c.reason ?? "FieldValueInvalid" })),
+      },
+    },
+    ...(warnings.length ? { warnings } : {}),
+  };
+}
+
+/** Turns zod issues into field causes under `prefix` (e.g. "spec"), naming the value and what is allowed. */
+export function causesFromZod(error: z.ZodError, prefix: string, value: unknown): FieldCause[] {
+  return error.issues.map((issue) => {
+    const field = [prefix, ...issue.path.map(String)].filter(Boolean).join(".");
+    const actual = issue.path.reduce<unknown>(
+      (v, key) => (v && typeof v === "object" ? (v as Record<PropertyKey, unknown>)[key as PropertyKey] : undefined),
+      value,
+    );
+    const missing = actual === undefined;
+    const reason = missing
+      ? "FieldValueRequired"
+      : issue.code === "invalid_value"
+        ? "FieldValueNotSupported"
+        : "FieldValueInvalid";
+    const shown = missing ? "Required value" : `Invalid value: ${JSON.stringify(actual)}`;
+    return { field, reason, message: `${shown}: ${issue.message}` };
+  });
+}
+
+const escape = (key: string) => key.replace(/~/g, "~0").replace(/\//g, "~1");
+
+/** A JSON Patch operation (RFC 6902). */
+export type PatchOp = { op: "add" | "replace"; path: string; value: unknown } | { op: "remove"; path: string };
+
+/**
+ * The JSON Patch that turns `before` into `after`: objects are compared key by key, anything else
+ * (arrays included) is replaced whole. A defaulter that only fills in what is missing yields only
+ * `add` operations.
+ */
+export function jsonPatch(before: unknown, after: unknown, path = ""): PatchOp[] {
+  if (JSON.stringify(before) === JSON.stringify(after)) return [];
+  const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);
+  if (!isObj(before) || !isObj(after)) {
+    return before === undefined ? [{ op: "add", path, value: after }] : [{ op: "replace", path, value: after }];
+  }
+  const ops: PatchOp[] = [];
+  for (const key of Object.keys(before)) {
+    if (!(key in after) || after[key] === undefined) ops.push({ op: "remove", path: `${path}/${escape(key)}` });
+  }
+  for (const [key, value] of Object.entries(after)) {
+    if (value === undefined) continue;
+    const child = `${path}/${escape(key)}`;
+    if (!(key in before) || before[key] === undefined) ops.push({ op: "add", path: child, value });
+    else ops.push(...jsonPatch(before[key], value, child));
+  }
+  return ops;
+}
