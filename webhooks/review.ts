@@ -109,7 +109,7 @@ export function causesFromZod(error: z.ZodError, prefix: string, value: unknown)
   });
 }
 
-const escape = (key: string) => key.replace(/~/g, "~0").replace(/\//g, "~1");
+const escapePointer = (key: string) => key.replace(/~/g, "~0").replace(/\//g, "~1");
 
 /** A JSON Patch operation (RFC 6902). */
 export type PatchOp = { op: "add" | "replace"; path: string; value: unknown } | { op: "remove"; path: string };
@@ -127,11 +127,11 @@ export function jsonPatch(before: unknown, after: unknown, path = ""): PatchOp[]
   }
   const ops: PatchOp[] = [];
   for (const key of Object.keys(before)) {
-    if (!(key in after) || after[key] === undefined) ops.push({ op: "remove", path: `${path}/${escape(key)}` });
+    if (!(key in after) || after[key] === undefined) ops.push({ op: "remove", path: `${path}/${escapePointer(key)}` });
   }
   for (const [key, value] of Object.entries(after)) {
     if (value === undefined) continue;
-    const child = `${path}/${escape(key)}`;
+    const child = `${path}/${escapePointer(key)}`;
     if (!(key in before) || before[key] === undefined) ops.push({ op: "add", path: child, value });
     else ops.push(...jsonPatch(before[key], value, child));
   }
