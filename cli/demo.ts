@@ -13,11 +13,29 @@ import { plugins } from "../plugins/index.ts";
 import { WebAppKind } from "../plugins/webapp/index.ts";
 import { addWebhooks, type Webhooks } from "../webhooks/index.ts";
 import { installCrds, installWebhookConfigurations } from "./install.ts";
+import { packageRoot } from "./paths.ts";
 
 const run = promisify(execFile);
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const root = packageRoot;
 const SAMPLE = join(root, "plugins/webapp/samples/webapp.yaml");
 const BAD_SAMPLE = join(root, "plugins/webapp/samples/invalid-webapp.yaml");
+/**
+ * The local control-plane harness lives in test/ and ships only in a checkout, not in the package or
+ * the image; the specifier is computed so the compiler neither follows nor bundles it.
+ */
+const HARNESS = ["..", "test", "controlplane", "index.ts"].join("/");
+interface Harness {
+  ensureTools(): Promise<{ kubectl: string }>;
+  freePort(): Promise<number>;
+  startControlPlane(): Promise<{
+    kubeconfigPath: string;
+    kubeConfig: import("@kubernetes/client-node").KubeConfig;
+    server: string;
+    stop(): Promise<void>;
+  }>;
+  startPodReadiness(kc: import("@kubernetes/client-node").KubeConfig): { stop(): Promise<void> };
+}
+
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 const HELP = `Usage: kubeplug demo [--kubeconfig FILE]
@@ -55,9 +73,9 @@ export async function runDemo(argv: string[]): Promise<number> {
   try {
     let kubeconfigPath = values.kubeconfig;
     let kubectl = "kubectl";
-    let local: typeof import("../test/controlplane/index.ts") | undefined;
+    let local: Harness | undefined;
     try {
-      local = await import("../test/controlplane/index.ts");
+      local = (await import(HARNESS)) as Harness;
       kubectl = (await local.ensureTools()).kubectl;
     } catch (err) {
       if (!kubeconfigPath)
@@ -67,11 +85,11 @@ export async function runDemo(argv: string[]): Promise<number> {
     }
     if (!kubeconfigPath) {
       say("==> Starting a local control plane (etcd, kube-apiserver, kube-controller-manager)");
-      const cp = await (local as typeof import("../test/controlplane/index.ts")).startControlPlane();
+      const cp = await (local as Harness).startControlPlane();
       cleanups.push(() => cp.stop());
       kubeconfigPath = cp.kubeconfigPath;
       say(`    ready in ${((Date.now() - started) / 1000).toFixed(1)} s at ${cp.server}`);
-      const readiness = (local as typeof import("../test/controlplane/index.ts")).startPodReadiness(cp.kubeConfig);
+      const readiness = (local as Harness).startPodReadiness(cp.kubeConfig);
       cleanups.unshift(() => readiness.stop());
       say("    (no kubelet here: the demo marks pods Running and Ready, as kwok does)");
     }

@@ -1,14 +1,14 @@
 /** The `kubeplug` command: run, manifests, demo, version. */
 import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { managerFlagsHelp, parseManagerConfig } from "../core/index.ts";
 import { plugins } from "../plugins/index.ts";
 import { installCrds, installWebhookConfigurations } from "./install.ts";
 import { generateManifests, writeManifests } from "./manifests.ts";
+import { packageRoot } from "./paths.ts";
 import { runManager } from "./run.ts";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const root = packageRoot;
 const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
 
 const HELP = `kubeplug ${version}: a Kubernetes operator platform; one manager hosts many operators as plugins.
@@ -94,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       const check = rest.includes("--check");
-      const changed = writeManifests(root, generateManifests(plugins), check);
+      const changed = writeManifests(root, await generateManifests(plugins, root), check);
       if (check && changed.length > 0) {
         process.stderr.write(`generated files are stale: ${changed.join(", ")}\nrun: npm run manifests\n`);
         return 1;

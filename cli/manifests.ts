@@ -1,11 +1,13 @@
 /**
- * `kubeplug manifests` (`npm run manifests`): generates the chart's CRDs from the plugins' kind
- * declarations. Generated files are never edited by hand; `--check` fails when they are stale.
+ * `kubeplug manifests` (`npm run manifests`): generates the chart's CRDs, RBAC, webhook
+ * configurations and the plugin list of values.schema.json from the plugins' declarations. Generated files are never edited by hand; `--check` fails when they are stale.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { dumpYaml } from "@kubernetes/client-node";
-import { type CustomKind, crdOf, type Plugin } from "../core/index.ts";
+import { type CustomKind, crdOf, inspectPlugins, type Plugin, type PolicyRule } from "../core/index.ts";
+import { WEBHOOK_CLUSTER_RULES, WEBHOOKS, WebhookRegistry, webhookConfigurations } from "../webhooks/index.ts";
+import type { WebhookEntry } from "../webhooks/registry.ts";
 
 /** A generated file: path relative to the repository root, and content. */
 export interface GeneratedFile {
@@ -19,8 +21,137 @@ function isCustomKind(kind: unknown): kind is CustomKind {
   return typeof kind === "object" && kind !== null && "definition" in kind;
 }
 
-/** Every generated file for these plugins. */
-export function generateManifests(plugins: readonly Plugin[]): GeneratedFile[] {
+/** Resources that are not namespaced: rules on them need a cluster-wide binding even when the chart watches only some namespaces. */
+const CLUSTER_SCOPED = new Set([
+  "namespaces",
+  "nodes",
+  "persistentvolumes",
+  "clusterroles",
+  "clusterrolebindings",
+  "customresourcedefinitions",
+  "mutatingwebhookconfigurations",
+  "validatingwebhookconfigurations",
+  "storageclasses",
+  "priorityclasses",
+]);
+
+function clusterScopedResources(plugins: readonly Plugin[]): Set<string> {
+  const set = new Set(CLUSTER_SCOPED);
+  for (const kind of plugins.flatMap((p) => p.kinds).filter(isCustomKind)) {
+    if (!kind.namespaced) for (const sub of ["", "/status", "/finalizers"]) set.add(`${kind.plural}${sub}`);
+  }
+  return set;
+}
+
+/** A plugin's rules split into those on namespaced resources and those on cluster-scoped ones. */
+function splitRules(rules: readonly PolicyRule[], cluster: Set<string>): { namespaced: PolicyRule[]; clusterWide: PolicyRule[] } {
+  const namespaced: PolicyRule[] = [];
+  const clusterWide: PolicyRule[] = [];
+  for (const rule of rules) {
+    if (rule.apiGroups.includes("*") || rule.resources.includes("*") || rule.verbs.includes("*")) {
+      throw new Error(`RBAC rule ${JSON.stringify(rule)} uses a wildcard: name every group, resource and verb`);
+    }
+    const c = rule.resources.filter((r) => cluster.has(r));
+    const n = rule.resources.filter((r) => !cluster.has(r));
+    if (c.length) clusterWide.push({ ...rule, resources: c });
+    if (n.length) namespaced.push({ ...rule, resources: n });
+  }
+  return { namespaced, clusterWide };
+}
+
+const indent = (text: string, spaces: number) =>
+  text
+    .trimEnd()
+    .split("\n")
+    .map((l) => " ".repeat(spaces) + l)
+    .join("\n");
+
+const rulesYaml = (rules: readonly PolicyRule[]) => indent(dumpYaml(rules.map((r) => ({ ...r }))), 0);
+
+/** One plugin-gated block of YAML list items. */
+const gated = (plugin: string, body: string) =>
+  `{{- if has "${plugin}" .Values.plugins }}\n# plugin ${plugin}\n${body}\n{{- end }}`;
+
+function rbacTemplate(plugins: readonly Plugin[]): string {
+  const cluster = clusterScopedResources(plugins);
+  const split = plugins.map((p) => ({ name: p.name, ...splitRules(p.rbac, cluster) }));
+  const role = (suffix: string, comment: string, blocks: string[]) => `# ${comment}
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {{ include "kubeplug.fullname" . }}-${suffix}
+  labels:
+    {{- include "kubeplug.labels" . | nindent 4 }}
+rules:
+${blocks.join("\n")}
+`;
+  const namespacedBlocks = split.filter((s) => s.namespaced.length).map((s) => gated(s.name, rulesYaml(s.namespaced)));
+  const clusterBlocks = split.filter((s) => s.clusterWide.length).map((s) => gated(s.name, rulesYaml(s.clusterWide)));
+  const webhookBlock = `{{- if not .Values.certManager.enabled }}\n# self-managed webhook certificates: keep the caBundle current\n${rulesYaml(WEBHOOK_CLUSTER_RULES)}\n{{- end }}`;
+  return [
+    header("the plugins' declared RBAC rules (plugins/*/index.ts) and webhooks/rbac.ts"),
+    role("manager", "Namespaced resources the enabled plugins use; bound cluster-wide, or in each of .Values.watchNamespaces.", [
+      "[]",
+      ...namespacedBlocks.map((b) => b),
+    ]).replace("rules:\n[]\n", "rules:\n"),
+    "---\n",
+    role("cluster", "Cluster-scoped resources the enabled plugins and the webhook certificates use; always bound cluster-wide.", [
+      ...clusterBlocks,
+      webhookBlock,
+    ]),
+  ].join("");
+}
+
+function webhooksTemplate(perPlugin: { plugin: string; entries: WebhookEntry[] }[]): string {
+  const parts: string[] = [header("the plugins' registered defaulters and validators (webhooks/configuration.ts)")];
+  for (const type of ["mutating", "validating"] as const) {
+    const kind = type === "mutating" ? "MutatingWebhookConfiguration" : "ValidatingWebhookConfiguration";
+    const blocks = perPlugin
+      .map(({ plugin, entries }) => {
+        const [config] = webhookConfigurations(
+          entries.filter((e) => e.type === type),
+          {
+            name: "NAME",
+            target: { service: { name: "SERVICE", namespace: "NAMESPACE", port: 443 } },
+            ownNamespace: "NAMESPACE",
+          },
+        );
+        if (!config) return "";
+        const yaml = dumpYaml((config as { webhooks: unknown[] }).webhooks)
+          .replaceAll("SERVICE", '{{ include "kubeplug.fullname" $ }}-webhook')
+          .replaceAll("NAMESPACE", "{{ $.Release.Namespace }}")
+          .replaceAll("timeoutSeconds: 10", "timeoutSeconds: {{ $.Values.webhook.timeoutSeconds }}")
+          .replaceAll("failurePolicy: Fail", "failurePolicy: {{ $.Values.webhook.failurePolicy }}");
+        return gated(plugin, yaml.trimEnd());
+      })
+      .filter(Boolean);
+    if (blocks.length === 0) continue;
+    parts.push(`---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ${kind}
+metadata:
+  name: {{ include "kubeplug.fullname" . }}-${type}
+  labels:
+    {{- include "kubeplug.labels" . | nindent 4 }}
+  {{- if .Values.certManager.enabled }}
+  annotations:
+    cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/{{ include "kubeplug.fullname" . }}-webhook
+  {{- end }}
+webhooks:
+${blocks.join("\n")}
+`);
+  }
+  return parts.join("");
+}
+
+function valuesSchema(plugins: readonly Plugin[], base: string): string {
+  const schema = JSON.parse(base) as { properties: { plugins: { items: { enum?: string[] } } } };
+  schema.properties.plugins.items.enum = plugins.map((p) => p.name);
+  return `${JSON.stringify(schema, null, 2)}\n`;
+}
+
+/** Every generated file for these plugins; `root` is read for the hand-written values schema base. */
+export async function generateManifests(plugins: readonly Plugin[], root?: string): Promise<GeneratedFile[]> {
   const files: GeneratedFile[] = [];
   for (const plugin of plugins) {
     for (const kind of plugin.kinds.filter(isCustomKind)) {
@@ -28,6 +159,18 @@ export function generateManifests(plugins: readonly Plugin[]): GeneratedFile[] {
       const name = (crd.metadata as { name: string }).name;
       files.push({ path: `charts/kubeplug/crds/${name}.yaml`, content: header(`plugins/${plugin.name}`) + dumpYaml(crd) });
     }
+  }
+  const perPlugin: { plugin: string; entries: WebhookEntry[] }[] = [];
+  for (const plugin of plugins) {
+    const registry = new WebhookRegistry();
+    await inspectPlugins([plugin], new Map([[WEBHOOKS.name, registry]]));
+    perPlugin.push({ plugin: plugin.name, entries: registry.entries() });
+  }
+  files.push({ path: "charts/kubeplug/templates/rbac-generated.yaml", content: rbacTemplate(plugins) });
+  files.push({ path: "charts/kubeplug/templates/webhooks-generated.yaml", content: webhooksTemplate(perPlugin) });
+  if (root) {
+    const base = readFileSync(join(root, "charts/kubeplug/values.schema.base.json"), "utf8");
+    files.push({ path: "charts/kubeplug/values.schema.json", content: valuesSchema(plugins, base) });
   }
   return files;
 }

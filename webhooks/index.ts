@@ -80,3 +80,4 @@ export function addWebhooks(manager: Manager): Webhooks {
   });
   return { registry, server, certs };
 }
+export { WEBHOOK_CLUSTER_RULES } from "./rbac.ts";
