@@ -1,0 +1,96 @@
+/**
+ * The raw API floor: exactly the writes the WebApp operator makes for each WebApp (finalizer patch,
+ * Deployment create, Service create, status write), made directly at the same concurrency, reacting
+ * to the same watch. Nothing can converge much faster; the ratio to it is the framework's overhead.
+ * Usage: node raw-floor.ts KUBECONFIG NAMESPACE WORKERS
+ */
+import { KubeConfig } from "@kubernetes/client-node";
+import { PatchType, RestClient } from "../../core/index.ts";
+import { pool } from "../lib/harness.ts";
+
+const [kubeconfig, namespace, workersArg] = process.argv.slice(2);
+const kc = new KubeConfig();
+kc.loadFromFile(kubeconfig as string);
+const rest = await RestClient.create(kc);
+const workers = Number(workersArg ?? 4);
+const base = `/apis/webapp.example.com/v1/namespaces/${namespace}/webapps`;
+
+interface App {
+  metadata: { name: string; uid: string; generation: number; resourceVersion: string };
+  spec: { image: string; replicas?: number; port?: number };
+}
+
+const queue: App[] = [];
+let wake: (() => void) | undefined;
+const seen = new Set<string>();
+
+async function handle(app: App): Promise<void> {
+  const name = app.metadata.name;
+  const owner = [{ apiVersion: "webapp.example.com/v1", kind: "WebApp", name, uid: app.metadata.uid, controller: true, blockOwnerDeletion: true }];
+  const labels = { app: name, "app.kubernetes.io/managed-by": "kubeplug" };
+  const port = app.spec.port ?? 8080;
+  await rest.request("PATCH", `${base}/${name}`, {
+    body: [{ op: "test", path: "/metadata/finalizers", value: null }, { op: "add", path: "/metadata/finalizers", value: ["webapp.example.com/finalizer"] }],
+    contentType: PatchType.json,
+  });
+  await rest.request("POST", `/apis/apps/v1/namespaces/${namespace}/deployments`, {
+    body: {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name, namespace, labels, ownerReferences: owner },
+      spec: {
+        replicas: app.spec.replicas ?? 1,
+        selector: { matchLabels: { app: name } },
+        template: { metadata: { labels }, spec: { containers: [{ name: "webapp", image: app.spec.image, ports: [{ name: "http", containerPort: port, protocol: "TCP" }] }] } },
+      },
+    },
+  });
+  await rest.request("POST", `/api/v1/namespaces/${namespace}/services`, {
+    body: {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name, namespace, labels, ownerReferences: owner },
+      spec: { type: "ClusterIP", selector: { app: name }, ports: [{ name: "http", port: 80, targetPort: port, protocol: "TCP" }] },
+    },
+  });
+  await rest.request("PATCH", `${base}/${name}/status`, {
+    body: { status: { availableReplicas: 0, observedGeneration: app.metadata.generation } },
+    contentType: PatchType.merge,
+  });
+}
+
+const list = await rest.request<{ metadata: { resourceVersion: string }; items: App[] }>("GET", base);
+const enqueue = (app: App) => {
+  if (seen.has(app.metadata.name)) return;
+  seen.add(app.metadata.name);
+  queue.push(app);
+  wake?.();
+};
+for (const app of list.items) enqueue(app);
+const abort = new AbortController();
+process.on("SIGTERM", () => abort.abort());
+void (async () => {
+  try {
+    for await (const event of rest.watch(base, { resourceVersion: list.metadata.resourceVersion }, abort.signal)) {
+      if (event.type === "ADDED") enqueue(event.object as unknown as App);
+    }
+  } catch {
+    // stopped
+  }
+})();
+process.stdout.write("ready\n");
+const loop = async () => {
+  while (!abort.signal.aborted) {
+    const app = queue.shift();
+    if (!app) {
+      await new Promise<void>((r) => {
+        wake = r;
+        abort.signal.addEventListener("abort", () => r(), { once: true });
+      });
+      continue;
+    }
+    await handle(app).catch((err: unknown) => process.stderr.write(`${String(err)}\n`));
+  }
+};
+await pool(Array.from({ length: workers }, (_, i) => i), workers, loop);
+await rest.close();

@@ -1,0 +1,93 @@
+/** Starting the systems under test: kubeplug, the raw floor, sample-controller. */
+import { join } from "node:path";
+import type { ControlPlane } from "../test/controlplane/index.ts";
+import { freePort, startControlPlane } from "../test/controlplane/index.ts";
+import { Managed, waitHttpOk } from "./lib/harness.ts";
+
+const root = join(import.meta.dirname, "..");
+export const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+`;
+
+/** A fresh control plane tuned for load: wide service range, higher in-flight limits, optional audit log. */
+export async function benchControlPlane(options: { audit?: boolean; controllerManager?: boolean } = {}): Promise<ControlPlane & { auditLog?: string }> {
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const args = ["--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000"];
+  let auditLog: string | undefined;
+  if (options.audit) {
+    const dir = mkdtempSync(join(tmpdir(), "kubeplug-audit-"));
+    writeFileSync(join(dir, "policy.yaml"), AUDIT_POLICY);
+    auditLog = join(dir, "audit.log");
+    args.push(`--audit-policy-file=${join(dir, "policy.yaml")}`, `--audit-log-path=${auditLog}`, "--audit-log-mode=batch");
+  }
+  const cp = await startControlPlane({ apiserverArgs: args, serviceClusterIpRange: "10.0.0.0/12", controllerManager: options.controllerManager ?? true });
+  return Object.assign(cp, auditLog ? { auditLog } : {});
+}
+
+/** A running kubeplug manager process. */
+export interface KubeplugProcess {
+  proc: Managed;
+  metricsUrl: string;
+  healthUrl: string;
+  webhookPort?: number;
+}
+
+/** Starts `kubeplug run --install` with the webapp plugin; resolves when /readyz passes. */
+export async function startKubeplug(
+  kubeconfigPath: string,
+  options: { workers: number; webhooks?: boolean; readyTimeoutMs?: number },
+): Promise<KubeplugProcess & { readyMs: number }> {
+  const [metrics, health, webhook] = [await freePort(), await freePort(), await freePort()];
+  const args = [
+    join(root, "cli/main.ts"),
+    "run",
+    "--install",
+    "--kubeconfig",
+    kubeconfigPath,
+    "--plugins",
+    "webapp",
+    "--max-concurrent-reconciles",
+    String(options.workers),
+    "--metrics-bind-address",
+    `127.0.0.1:${metrics}`,
+    "--health-probe-bind-address",
+    `127.0.0.1:${health}`,
+    "--webhook-bind-address",
+    options.webhooks ? `127.0.0.1:${webhook}` : "0",
+    "--log-level",
+    "warn",
+  ];
+  const started = performance.now();
+  const proc = new Managed("kubeplug", process.execPath, args);
+  const healthUrl = `http://127.0.0.1:${health}`;
+  await waitHttpOk(`${healthUrl}/readyz`, options.readyTimeoutMs ?? 120_000).catch((err: unknown) => {
+    throw new Error(`${String(err)}\n${proc.output}`);
+  });
+  return {
+    proc,
+    metricsUrl: `http://127.0.0.1:${metrics}/metrics`,
+    healthUrl,
+    readyMs: performance.now() - started,
+    ...(options.webhooks ? { webhookPort: webhook } : {}),
+  };
+}
+
+/** Starts the raw floor script; resolves when it has listed and watches. */
+export async function startRawFloor(kubeconfigPath: string, namespace: string, workers: number): Promise<Managed> {
+  const proc = new Managed("raw-floor", process.execPath, [join(root, "bench/baselines/raw-floor.ts"), kubeconfigPath, namespace, String(workers)]);
+  const deadline = Date.now() + 30_000;
+  while (!proc.output.includes("ready")) {
+    if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`raw floor did not start:\n${proc.output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return proc;
+}
+
+/** Starts sample-controller; `tuned` lifts the client rate limit and sets the workers (documented patch). */
+export function startSampleController(binary: string, kubeconfigPath: string, tuned?: { qps: number; workers: number }): Managed {
+  return new Managed("sample-controller", binary, [`-kubeconfig=${kubeconfigPath}`, "-v=0"], tuned ? { SAMPLE_CONTROLLER_QPS: String(tuned.qps), SAMPLE_CONTROLLER_WORKERS: String(tuned.workers) } : {});
+}

@@ -1,0 +1,419 @@
+/** The five workloads. Each starts fresh control planes and stops everything it started. */
+import { readFileSync } from "node:fs";
+import { createServer } from "node:https";
+import { join } from "node:path";
+import {
+  type Deployment,
+  DeploymentKind,
+  type Kind,
+  type KubeObject,
+  kindOf,
+  RestClient,
+  type Service,
+  ServiceKind,
+} from "../core/index.ts";
+import { type ControlPlane, ensureBinaries, ensureTools } from "../test/controlplane/index.ts";
+import { generateTls } from "../webhooks/index.ts";
+import { createAll, percentile, rssBytes, Tracker } from "./lib/harness.ts";
+import { benchControlPlane, startKubeplug, startRawFloor, startSampleController } from "./systems.ts";
+
+/** Sizes of a run; `smoke` shrinks them so the harness can be tested quickly. */
+export interface Sizes {
+  convergence: number;
+  idleSeconds: number;
+  selfHeal: number;
+  admission: number;
+  loadSeconds: number;
+  memory: readonly number[];
+  workers: number;
+}
+
+export const FULL: Sizes = { convergence: 500, idleSeconds: 60, selfHeal: 50, admission: 500, loadSeconds: 10, memory: [1000, 5000, 10000], workers: 4 };
+export const SMOKE: Sizes = { convergence: 10, idleSeconds: 2, selfHeal: 3, admission: 10, loadSeconds: 1, memory: [20, 40], workers: 4 };
+
+interface WebApp extends KubeObject {
+  spec: { image: string; replicas?: number; port?: number };
+  status?: { observedGeneration?: number };
+}
+const WebAppKind: Kind<WebApp> = kindOf({ group: "webapp.example.com", version: "v1", kind: "WebApp", plural: "webapps", namespaced: true });
+interface Foo extends KubeObject {
+  spec: { deploymentName: string; replicas: number };
+  status?: { availableReplicas?: number };
+}
+const FooKind: Kind<Foo> = kindOf({ group: "samplecontroller.k8s.io", version: "v1alpha1", kind: "Foo", plural: "foos", namespaced: true });
+
+const NS = "default";
+const webApps = (n: number, prefix = "app") =>
+  Array.from({ length: n }, (_, i) => ({
+    apiVersion: "webapp.example.com/v1",
+    kind: "WebApp",
+    metadata: { name: `${prefix}-${i}`, namespace: NS },
+    spec: { image: "nginx:1.27", replicas: 1, port: 8080 },
+  }));
+const foos = (n: number, prefix = "foo") =>
+  Array.from({ length: n }, (_, i) => ({
+    apiVersion: "samplecontroller.k8s.io/v1alpha1",
+    kind: "Foo",
+    metadata: { name: `${prefix}-${i}`, namespace: NS },
+    spec: { deploymentName: `${prefix}-${i}`, replicas: 1 },
+  }));
+const webAppPath = () => `/apis/webapp.example.com/v1/namespaces/${NS}/webapps`;
+const fooPath = () => `/apis/samplecontroller.k8s.io/v1alpha1/namespaces/${NS}/foos`;
+
+async function installWebAppCrd(rest: RestClient): Promise<void> {
+  const { installCrds } = await import("../cli/install.ts");
+  const { webAppPlugin } = await import("../plugins/webapp/index.ts");
+  await installCrds(rest, [webAppPlugin]);
+}
+
+async function installFooCrd(cp: ControlPlane): Promise<void> {
+  const bin = await ensureBinaries();
+  const { kubectl } = await ensureTools();
+  const { execFile } = await import("node:child_process");
+  const { promisify } = await import("node:util");
+  const run = promisify(execFile);
+  await run(kubectl, ["--kubeconfig", cp.kubeconfigPath, "apply", "-f", join(bin.sampleControllerArtifacts as string, "crd.yaml")]);
+  await run(kubectl, ["--kubeconfig", cp.kubeconfigPath, "wait", "--for=condition=Established", "crd/foos.samplecontroller.k8s.io"]);
+}
+
+/** Trackers for "a WebApp has its Deployment, its Service and status.observedGeneration == generation". */
+function webAppTrackers(rest: RestClient) {
+  return [
+    new Tracker(rest, WebAppKind, (a) => a.status?.observedGeneration === a.metadata.generation, { namespace: NS }),
+    new Tracker<Deployment>(rest, DeploymentKind, () => true, { namespace: NS }),
+    new Tracker<Service>(rest, ServiceKind, (s) => s.metadata.name !== "kubernetes", { namespace: NS }),
+  ];
+}
+
+async function converge(trackers: Tracker<KubeObject>[], n: number, t0: number, timeoutMs: number): Promise<number> {
+  await Promise.all(trackers.map((t) => t.waitFor(n, timeoutMs)));
+  return Math.max(...trackers.flatMap((t) => [...t.reached.values()])) - t0;
+}
+
+/** Workload 1 (+2 and 3 for kubeplug): convergence, idle requests, self-heal. */
+export async function convergenceWorkloads(s: Sizes, log: (m: string) => void) {
+  const bin = await ensureBinaries();
+  const out: Record<string, unknown> = {};
+
+  // kubeplug, with the audit log on for the idle cross-check.
+  {
+    const cp = await benchControlPlane({ audit: true });
+    const rest = await RestClient.create(cp.kubeConfig);
+    try {
+      const kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers });
+      const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
+      await Promise.all(trackers.map((t) => t.informer.waitForSync()));
+      for (const t of trackers) t.reset();
+      const t0 = performance.now();
+      await createAll(rest, webAppPath, webApps(s.convergence));
+      const ms = await converge(trackers, s.convergence, t0, 600_000);
+      out.kubeplugConvergenceMs = ms;
+      log(`kubeplug converged ${s.convergence} WebApps in ${(ms / 1000).toFixed(2)} s`);
+
+      // Workload 2: idle. Let trailing events settle, then count requests by verb from the
+      // operator's own metrics, cross-checked with the API server's audit log (user agent kubeplug).
+      await new Promise((r) => setTimeout(r, 2_000));
+      const before = await restCounts(kp.metricsUrl);
+      const windowStart = new Date();
+      await new Promise((r) => setTimeout(r, s.idleSeconds * 1000));
+      const windowEnd = new Date();
+      const after = await restCounts(kp.metricsUrl);
+      const byVerb = Object.fromEntries(Object.keys(after).map((v) => [v, (after[v] ?? 0) - (before[v] ?? 0)]));
+      await new Promise((r) => setTimeout(r, 1_500)); // the audit backend writes in batches
+      const audit = auditCounts(cp.auditLog as string, windowStart, windowEnd);
+      out.idle = { seconds: s.idleSeconds, operatorMetrics: byVerb, auditLog: audit };
+      log(`idle ${s.idleSeconds} s: metrics ${JSON.stringify(byVerb)}, audit ${JSON.stringify(audit)}`);
+
+      // Workload 3: self-heal.
+      out.kubeplugSelfHealMs = await selfHeal(rest, s.selfHeal, (i) => `app-${i % s.convergence}`);
+      log(`self-heal p50 ${percentile(out.kubeplugSelfHealMs as number[], 50).toFixed(1)} ms`);
+      for (const t of trackers) await t.stop();
+      await kp.proc.stop();
+    } finally {
+      await rest.close();
+      await cp.stop();
+    }
+  }
+
+  // The raw floor.
+  {
+    const cp = await benchControlPlane();
+    const rest = await RestClient.create(cp.kubeConfig);
+    try {
+      await installWebAppCrd(rest);
+      const raw = await startRawFloor(cp.kubeconfigPath, NS, s.workers);
+      const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
+      await Promise.all(trackers.map((t) => t.informer.waitForSync()));
+      for (const t of trackers) t.reset();
+      const t0 = performance.now();
+      await createAll(rest, webAppPath, webApps(s.convergence));
+      out.rawFloorConvergenceMs = await converge(trackers, s.convergence, t0, 600_000);
+      log(`raw floor converged in ${((out.rawFloorConvergenceMs as number) / 1000).toFixed(2)} s`);
+      for (const t of trackers) await t.stop();
+      await raw.stop();
+    } finally {
+      await rest.close();
+      await cp.stop();
+    }
+  }
+
+  // sample-controller as shipped, and with the client rate limit lifted and kubeplug's worker count.
+  for (const variant of ["shipped", "tuned"] as const) {
+    const cp = await benchControlPlane();
+    const rest = await RestClient.create(cp.kubeConfig);
+    try {
+      await installFooCrd(cp);
+      const binary = join(bin.sampleControllerArtifacts as string, "..", "bin", variant === "tuned" ? "sample-controller-tunable" : "sample-controller");
+      const sc = startSampleController(binary, cp.kubeconfigPath, variant === "tuned" ? { qps: 10_000, workers: s.workers } : undefined);
+      const trackers = [
+        new Tracker(rest, FooKind, (f) => f.status !== undefined, { namespace: NS }),
+        new Tracker<Deployment>(rest, DeploymentKind, () => true, { namespace: NS }),
+      ] as unknown as Tracker<KubeObject>[];
+      await Promise.all(trackers.map((t) => t.informer.waitForSync()));
+      await new Promise((r) => setTimeout(r, 1_000)); // its informers sync
+      const t0 = performance.now();
+      await createAll(rest, fooPath, foos(s.convergence));
+      const ms = await converge(trackers, s.convergence, t0, 900_000);
+      out[`sampleController${variant === "tuned" ? "Tuned" : "Shipped"}ConvergenceMs`] = ms;
+      log(`sample-controller (${variant}) converged ${s.convergence} Foos in ${(ms / 1000).toFixed(2)} s`);
+      if (variant === "tuned") {
+        out.sampleControllerSelfHealMs = await selfHeal(rest, s.selfHeal, (i) => `foo-${i % s.convergence}`);
+      }
+      for (const t of trackers) await t.stop();
+      await sc.stop();
+    } finally {
+      await rest.close();
+      await cp.stop();
+    }
+  }
+  return out;
+}
+
+async function restCounts(metricsUrl: string): Promise<Record<string, number>> {
+  const text = await (await fetch(metricsUrl)).text();
+  const counts: Record<string, number> = {};
+  for (const m of text.matchAll(/^rest_client_requests_total\{([^}]*)\} (\S+)$/gm)) {
+    const verb = /method="([^"]+)"/.exec(m[1] as string)?.[1] ?? "?";
+    counts[verb] = (counts[verb] ?? 0) + Number(m[2]);
+  }
+  return counts;
+}
+
+function auditCounts(path: string, from: Date, to: Date): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const line of readFileSync(path, "utf8").split("\n")) {
+    if (!line.includes('"userAgent":"kubeplug')) continue;
+    const event = JSON.parse(line) as { verb: string; requestReceivedTimestamp: string };
+    const at = Date.parse(event.requestReceivedTimestamp);
+    if (at >= from.getTime() && at <= to.getTime()) counts[event.verb] = (counts[event.verb] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** Deletes Deployments one at a time; returns ms from the delete until the Deployment exists again. */
+async function selfHeal(rest: RestClient, times: number, name: (i: number) => string): Promise<number[]> {
+  const added = new Map<string, (uid: string) => void>();
+  const tracker = new Tracker<Deployment>(rest, DeploymentKind, () => true, { namespace: NS, key: (d) => `${d.metadata.name}/${d.metadata.uid}` });
+  tracker.informer.addHandler({ onAdd: (d) => added.get(d.metadata.name as string)?.(d.metadata.uid as string) });
+  await tracker.informer.waitForSync();
+  const results: number[] = [];
+  for (let i = 0; i < times; i++) {
+    const n = name(i);
+    const old = tracker.informer.store.get(`${NS}/${n}`);
+    const back = new Promise<void>((resolve) => {
+      added.set(n, (uid) => {
+        if (uid !== old?.metadata.uid) resolve();
+      });
+    });
+    const t0 = performance.now();
+    await rest.request("DELETE", `/apis/apps/v1/namespaces/${NS}/deployments/${n}`);
+    await back;
+    results.push(performance.now() - t0);
+    added.delete(n);
+  }
+  await tracker.stop();
+  return results;
+}
+
+/** Workload 4: admission round trip with and without webhooks; webhook server vs a bare HTTPS server. */
+export async function admissionWorkloads(s: Sizes, log: (m: string) => void) {
+  const out: Record<string, unknown> = {};
+  const cp = await benchControlPlane({ controllerManager: false });
+  const rest = await RestClient.create(cp.kubeConfig);
+  try {
+    const kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers, webhooks: true });
+    // run --install registers the webhooks once the server serves; wait until the API server calls them.
+    const probe = async () => {
+      try {
+        await rest.request("POST", webAppPath(), { body: webApps(1, "probe")[0], query: { dryRun: "All" } });
+        const bad = { ...webApps(1, "probe")[0], spec: { image: "x", replicas: 11 } };
+        await rest.request("POST", webAppPath(), { body: bad, query: { dryRun: "All" } });
+        return false;
+      } catch (err) {
+        return /mwebapp|replicas must be between/.test(String(err));
+      }
+    };
+    const deadline = Date.now() + 60_000;
+    while (!(await probe())) {
+      if (Date.now() > deadline) throw new Error(`webhooks never answered:\n${kp.proc.output}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const timeCreates = async (prefix: string) => {
+      const times: number[] = [];
+      for (const app of webApps(s.admission, prefix)) {
+        const t0 = performance.now();
+        await rest.request("POST", webAppPath(), { body: app });
+        times.push(performance.now() - t0);
+      }
+      return times;
+    };
+    const withHooks = await timeCreates("hooked");
+    for (const plural of ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"]) {
+      const list = await rest.request<{ items: KubeObject[] }>("GET", `/apis/admissionregistration.k8s.io/v1/${plural}`);
+      for (const item of list.items) await rest.request("DELETE", `/apis/admissionregistration.k8s.io/v1/${plural}/${item.metadata.name}`);
+    }
+    const without = await timeCreates("plain");
+    out.admission = { withWebhooksMs: withHooks, withoutWebhooksMs: without };
+    log(`admission p50/p99 with webhooks ${percentile(withHooks, 50).toFixed(2)}/${percentile(withHooks, 99).toFixed(2)} ms, without ${percentile(without, 50).toFixed(2)}/${percentile(without, 99).toFixed(2)} ms`);
+
+    // The webhook server alone against a bare node HTTPS server answering the same bytes.
+    const review = JSON.stringify({
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      request: {
+        uid: "bench",
+        kind: { group: "webapp.example.com", version: "v1", kind: "WebApp" },
+        resource: { group: "webapp.example.com", version: "v1", resource: "webapps" },
+        operation: "CREATE",
+        namespace: NS,
+        name: "x",
+        userInfo: { username: "bench" },
+        object: webApps(1, "load")[0],
+      },
+    });
+    const url = `https://127.0.0.1:${kp.webhookPort}/validate-webapp-example-com-v1-webapp`;
+    const answer = await fetchInsecure(url, review);
+    const kubeplugRps = await load(url, review, s.loadSeconds);
+    const tls = generateTls({ hosts: ["127.0.0.1"] });
+    const bare = createServer({ cert: tls.cert, key: tls.key, minVersion: "TLSv1.2" }, (req, res) => {
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/json; charset=utf-8" });
+        res.end(answer);
+      });
+    });
+    await new Promise<void>((r) => bare.listen(0, "127.0.0.1", () => r()));
+    const bareUrl = `https://127.0.0.1:${(bare.address() as { port: number }).port}/`;
+    const bareRps = await load(bareUrl, review, s.loadSeconds);
+    await new Promise<void>((r) => bare.close(() => r()));
+    out.webhookServerRps = kubeplugRps;
+    out.bareHttpsRps = bareRps;
+    log(`webhook server ${kubeplugRps.toFixed(0)} req/s vs bare HTTPS ${bareRps.toFixed(0)} req/s`);
+    await kp.proc.stop();
+  } finally {
+    await rest.close();
+    await cp.stop();
+  }
+  return out;
+}
+
+async function fetchInsecure(url: string, body: string): Promise<string> {
+  const { request } = await import("node:https");
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: "POST", rejectUnauthorized: false, headers: { "content-type": "application/json" } }, (res) => {
+      let data = "";
+      res.on("data", (d) => {
+        data += d;
+      });
+      res.on("end", () => resolve(data));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** Requests per second from autocannon (a well-kept HTTP load tool), 10 connections. */
+async function load(url: string, body: string, seconds: number): Promise<number> {
+  const { default: autocannon } = await import("autocannon");
+  const result = await autocannon({
+    url,
+    method: "POST",
+    body,
+    headers: { "content-type": "application/json" },
+    connections: 10,
+    duration: seconds,
+    // Self-signed certificates on both servers.
+    ...({ tlsOptions: { rejectUnauthorized: false } } as object),
+  });
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`load run had ${result.non2xx} non-2xx answers and ${result.errors} errors`);
+  return result.requests.average;
+}
+
+/** Workload 5: memory with many objects in the cache, and start-to-ready at the largest size. */
+export async function memoryWorkloads(s: Sizes, log: (m: string) => void) {
+  const bin = await ensureBinaries();
+  const out: Record<string, unknown> = { sizes: s.memory };
+  // No controller manager: Deployments get no pods, so only what the operators cache is measured.
+  {
+    const cp = await benchControlPlane({ controllerManager: false });
+    const rest = await RestClient.create(cp.kubeConfig);
+    try {
+      let kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers });
+      const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
+      await Promise.all(trackers.map((t) => t.informer.waitForSync()));
+      const rss: number[] = [];
+      let created = 0;
+      for (const size of s.memory) {
+        await createAll(rest, webAppPath, webApps(size - created).map((a, i) => ({ ...a, metadata: { ...a.metadata, name: `app-${created + i}` } })));
+        created = size;
+        await Promise.all(trackers.map((t) => t.waitFor(size, 900_000)));
+        await new Promise((r) => setTimeout(r, 3_000));
+        rss.push(rssBytes(kp.proc.pid));
+        log(`kubeplug RSS with ${size} WebApps (+ ${2 * size} children): ${(rss.at(-1) as number) / 2 ** 20} MiB`);
+      }
+      out.kubeplugRssBytes = rss;
+      await kp.proc.stop();
+      kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers, readyTimeoutMs: 600_000 });
+      out.kubeplugStartToReadyMs = kp.readyMs;
+      log(`kubeplug start to ready with ${created} WebApps: ${(kp.readyMs / 1000).toFixed(2)} s`);
+      for (const t of trackers) await t.stop();
+      await kp.proc.stop();
+    } finally {
+      await rest.close();
+      await cp.stop();
+    }
+  }
+  {
+    const cp = await benchControlPlane({ controllerManager: false });
+    const rest = await RestClient.create(cp.kubeConfig);
+    try {
+      await installFooCrd(cp);
+      const binary = join(bin.sampleControllerArtifacts as string, "..", "bin", "sample-controller-tunable");
+      const sc = startSampleController(binary, cp.kubeconfigPath, { qps: 10_000, workers: s.workers });
+      const trackers = [
+        new Tracker(rest, FooKind, (f) => f.status !== undefined, { namespace: NS }),
+        new Tracker<Deployment>(rest, DeploymentKind, () => true, { namespace: NS }),
+      ] as unknown as Tracker<KubeObject>[];
+      await Promise.all(trackers.map((t) => t.informer.waitForSync()));
+      const rss: number[] = [];
+      let created = 0;
+      for (const size of s.memory) {
+        await createAll(rest, fooPath, foos(size - created).map((f, i) => ({ ...f, metadata: { ...f.metadata, name: `foo-${created + i}` }, spec: { ...f.spec, deploymentName: `foo-${created + i}` } })));
+        created = size;
+        await Promise.all(trackers.map((t) => t.waitFor(size, 900_000)));
+        await new Promise((r) => setTimeout(r, 3_000));
+        rss.push(rssBytes(sc.pid));
+        log(`sample-controller RSS with ${size} Foos (+ ${size} Deployments): ${(rss.at(-1) as number) / 2 ** 20} MiB`);
+      }
+      out.sampleControllerRssBytes = rss;
+      for (const t of trackers) await t.stop();
+      await sc.stop();
+    } finally {
+      await rest.close();
+      await cp.stop();
+    }
+  }
+  return out;
+}
+
+

@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+const root = join(import.meta.dirname, "..");
+
+test("the benchmark harness runs every workload end to end (smoke sizes)", async (t) => {
+  const out = mkdtempSync(join(tmpdir(), "kubeplug-bench-"));
+  try {
+    await run(process.execPath, [join(root, "bench/run.ts"), "--smoke", "--out", out], { cwd: root, maxBuffer: 16 * 2 ** 20 });
+    const json = readdirSync(out).find((f) => f.endsWith(".json")) as string;
+    const results = JSON.parse(readFileSync(join(out, json), "utf8")) as { smoke: boolean; figures: Record<string, unknown> };
+    assert.equal(results.smoke, true);
+    const f = results.figures;
+    for (const key of [
+      "kubeplugConvergenceMs",
+      "rawFloorConvergenceMs",
+      "sampleControllerShippedConvergenceMs",
+      "sampleControllerTunedConvergenceMs",
+      "kubeplugStartToReadyMs",
+      "webhookServerRps",
+      "bareHttpsRps",
+    ]) {
+      assert.equal(typeof f[key], "number", `${key} is measured`);
+      assert.ok((f[key] as number) > 0, `${key} > 0`);
+    }
+    assert.equal((f.kubeplugSelfHealMs as number[]).length, 3);
+    const adm = f.admission as { withWebhooksMs: number[]; withoutWebhooksMs: number[] };
+    assert.equal(adm.withWebhooksMs.length, 10);
+    assert.equal(adm.withoutWebhooksMs.length, 10);
+    assert.equal((f.kubeplugRssBytes as number[]).length, 2);
+    assert.equal((f.sampleControllerRssBytes as number[]).length, 2);
+    const idle = f.idle as { operatorMetrics: Record<string, number>; auditLog: Record<string, number> };
+    assert.ok(idle.operatorMetrics && idle.auditLog, "idle requests counted two ways");
+    const md = readFileSync(join(out, "RESULTS.md"), "utf8");
+    assert.match(md, /\| Convergence, 10 WebApps \(vs raw API floor\) \|/);
+    assert.match(md, /\| Memory per cached object/);
+    t.diagnostic(md.split("\n").filter((l) => l.startsWith("|")).join("\n"));
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
