@@ -97,6 +97,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   /** Resolves once the first list is stored (or when `signal` aborts). */
   waitForSync(signal?: AbortSignal): Promise<void> {
     if (this.synced) return Promise.resolve();
+    if (signal?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       this.syncWaiters.push(resolve);
       signal?.addEventListener("abort", () => resolve(), { once: true });
@@ -130,8 +131,16 @@ export class Informer<T extends KubeObject = KubeObject> {
     while (!signal.aborted) {
       try {
         if (this.resourceVersion === undefined) await this.list(signal);
+        const watchStarted = performance.now();
         const delivered = await this.watch(signal);
-        if (delivered) backoff = initialBackoff;
+        if (delivered) {
+          backoff = initialBackoff;
+        } else if (performance.now() - watchStarted < 1_000 && !signal.aborted) {
+          // A watch that ends at once with nothing in it (a flaky proxy, an overloaded server) must
+          // not turn into a reconnect loop: back off as client-go does after a "very short watch".
+          await sleep(backoff * (1 + Math.random()), signal);
+          backoff = Math.min(backoff * 2, maxBackoff);
+        }
       } catch (err) {
         if (signal.aborted) break;
         if (isGone(err)) {
@@ -155,7 +164,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     let continueToken: string | undefined;
     let resourceVersion = "";
     let paged = true;
-    do {
+    for (;;) {
       let page: { metadata?: { resourceVersion?: string; continue?: string }; items?: T[] };
       try {
         page = await this.rest.request("GET", path, {
@@ -185,7 +194,8 @@ export class Informer<T extends KubeObject = KubeObject> {
       }
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
       continueToken = page.metadata?.continue || undefined;
-    } while (continueToken);
+      if (!continueToken) break;
+    }
     const diff = this.store.replace(items);
     this.resourceVersion = resourceVersion;
     for (const obj of diff.added) this.emit("onAdd", obj);

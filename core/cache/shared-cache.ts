@@ -149,7 +149,10 @@ export class SharedCache {
   async start(signal: AbortSignal): Promise<void> {
     this.signal = signal;
     for (const entry of this.kinds.values()) for (const informer of entry.informers) this.running.push(informer.start(signal));
-    await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      signal.addEventListener("abort", () => resolve(), { once: true });
+    });
     await Promise.all(this.running);
   }
 

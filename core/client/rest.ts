@@ -163,15 +163,20 @@ export class RestClient {
     }
     const fullPath = `${this.basePath}${path}${queryString(options.query)}`;
     try {
-      return await this.dispatcher.request({
+      // HTTP/1.1 (undici 8 negotiates HTTP/2 by default): aborting an HTTP/2 stream in the tick it
+      // was dispatched leaves it without an error listener, and closing the client later throws an
+      // uncaught ClientDestroyedError (seen when a cache stops right after it synced).
+      const request: Dispatcher.RequestOptions & { allowH2: boolean } = {
         origin: this.origin,
         path: fullPath,
         method: method as Dispatcher.HttpMethod,
         headers,
         body,
         signal: options.signal,
+        allowH2: false,
         ...(bodyTimeout !== undefined ? { bodyTimeout } : {}),
-      });
+      };
+      return await this.dispatcher.request(request);
     } catch (err) {
       if (options.signal?.aborted) throw err;
       this.metrics?.observe(method, "<error>", new URL(this.origin).host, 0);
