@@ -46,6 +46,8 @@ export async function installWebhookConfigurations(
   const { server, certs, registry } = webhooks;
   if (!server || !certs) return [];
   while (!server.serving && !options.signal.aborted) await new Promise((r) => setTimeout(r, 100));
+  // Never register webhooks nobody serves: with failurePolicy Fail they would block every write.
+  if (options.signal.aborted || !server.serving) return [];
   const ca = certs.current()?.ca;
   const objects = webhookConfigurations(registry.entries(), {
     name: options.name,

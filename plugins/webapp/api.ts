@@ -14,13 +14,15 @@ import { conditionSchema, defineKind, type ObjectOfKind } from "../../core/index
 export const IMAGE_REFERENCE =
   /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
+const IMAGE_REQUIRED = "image is required: a container image reference such as nginx:1.27 or registry.example.com/team/app:v2";
+
 export const SERVICE_TYPES = ["ClusterIP", "NodePort"] as const;
 
 export const webAppSpec = z
   .object({
     image: z
-      .string()
-      .min(1, "image is required: a container image reference such as nginx:1.27 or registry.example.com/team/app:v2")
+      .string({ error: (issue) => (issue.input === undefined ? IMAGE_REQUIRED : "image must be a string") })
+      .min(1, IMAGE_REQUIRED)
       .regex(IMAGE_REFERENCE, "image must be a container image reference such as nginx:1.27 or registry.example.com/team/app:v2")
       .describe("Container image to run, e.g. nginx:1.27 or registry.example.com/team/app:v2."),
     replicas: z

@@ -7,6 +7,7 @@
 import { watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { createSecureContext } from "node:tls";
 import type { Logger, Runnable } from "../../core/index.ts";
 import { CertHolder } from "./source.ts";
 
@@ -34,6 +35,8 @@ export class FileCertWatcher implements Runnable {
       ]);
       const ca = await readFile(join(this.dir, "ca.crt"), "utf8").catch(() => undefined);
       if (!cert.includes("BEGIN CERTIFICATE") || !key.includes("PRIVATE KEY")) return false;
+      // A writer that replaces the two files one by one passes through a mismatched pair: skip it.
+      createSecureContext({ cert, key });
       const before = this.holder.current();
       this.holder.set({ cert, key, ...(ca ? { ca } : {}) });
       if (before && before.cert !== cert) this.log.info("reloaded the serving certificate from files");
