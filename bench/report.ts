@@ -16,7 +16,8 @@ type Row = [figure: string, kubeplug: string, baseline: string, ratio: string, t
 const s = (ms: number | undefined) => (ms === undefined || Number.isNaN(ms) ? "n/a" : `${(ms / 1000).toFixed(2)} s`);
 const ms = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? "n/a" : `${v.toFixed(1)} ms`);
 const mib = (b: number | undefined) => (b === undefined ? "n/a" : `${(b / 2 ** 20).toFixed(0)} MiB`);
-const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !b ? "n/a" : `${(a / b).toFixed(2)}x`);
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined || !b ? "n/a" : `${(a / b).toFixed(2)}x`;
 const yes = (ok: boolean | undefined) => (ok === undefined ? "n/a" : ok ? "yes" : "**no**");
 
 /** The markdown report. */
@@ -29,51 +30,143 @@ export function renderMarkdown(r: Results): string {
   const scShipped = f.sampleControllerShippedConvergenceMs as number | undefined;
   const scTuned = f.sampleControllerTunedConvergenceMs as number | undefined;
   if (kp !== undefined) {
-    rows.push([`Convergence, ${n} WebApps (vs raw API floor)`, s(kp), s(raw), ratio(kp, raw), "<= 1.1x", yes(raw ? kp / raw <= 1.1 : undefined)]);
-    rows.push([`Convergence, ${n} (vs sample-controller, rate limit lifted, same workers)`, s(kp), s(scTuned), ratio(kp, scTuned), "< 1.0x", yes(scTuned ? kp < scTuned : undefined)]);
-    rows.push([`Convergence, ${n} (vs sample-controller as shipped: 5 qps, 2 workers)`, s(kp), s(scShipped), ratio(kp, scShipped), "(reference)", ""]);
+    rows.push([
+      `Convergence, ${n} WebApps (vs raw API floor)`,
+      s(kp),
+      s(raw),
+      ratio(kp, raw),
+      "<= 1.1x",
+      yes(raw ? kp / raw <= 1.1 : undefined),
+    ]);
+    rows.push([
+      `Convergence, ${n} (vs sample-controller, rate limit lifted, same workers)`,
+      s(kp),
+      s(scTuned),
+      ratio(kp, scTuned),
+      "< 1.0x",
+      yes(scTuned ? kp < scTuned : undefined),
+    ]);
+    rows.push([
+      `Convergence, ${n} (vs sample-controller as shipped: 5 qps, 2 workers)`,
+      s(kp),
+      s(scShipped),
+      ratio(kp, scShipped),
+      "(reference)",
+      "",
+    ]);
   }
-  const idle = f.idle as { seconds: number; operatorMetrics: Record<string, number>; auditLog: Record<string, number> } | undefined;
+  const idle = f.idle as
+    | { seconds: number; operatorMetrics: Record<string, number>; auditLog: Record<string, number> }
+    | undefined;
   if (idle) {
     const writes = (c: Record<string, number>, verbs: string[]) => verbs.reduce((sum, v) => sum + (c[v] ?? 0), 0);
     const mWrites = writes(idle.operatorMetrics, ["POST", "PUT", "PATCH", "DELETE"]);
     const aWrites = writes(idle.auditLog, ["create", "update", "patch", "delete"]);
     const mGets = idle.operatorMetrics.GET ?? 0;
     const aGets = writes(idle.auditLog, ["get", "list"]);
-    rows.push([`Idle ${idle.seconds} s after convergence: writes (metrics / audit log)`, `${mWrites} / ${aWrites}`, "", "", "0", yes(mWrites === 0 && aWrites === 0)]);
-    rows.push([`Idle ${idle.seconds} s: GETs and LISTs (metrics / audit log)`, `${mGets} / ${aGets}`, "", "", "0", yes(mGets === 0 && aGets === 0)]);
+    rows.push([
+      `Idle ${idle.seconds} s after convergence: writes (metrics / audit log)`,
+      `${mWrites} / ${aWrites}`,
+      "",
+      "",
+      "0",
+      yes(mWrites === 0 && aWrites === 0),
+    ]);
+    rows.push([
+      `Idle ${idle.seconds} s: GETs and LISTs (metrics / audit log)`,
+      `${mGets} / ${aGets}`,
+      "",
+      "",
+      "0",
+      yes(mGets === 0 && aGets === 0),
+    ]);
   }
   const heal = f.kubeplugSelfHealMs as number[] | undefined;
   const scHeal = f.sampleControllerSelfHealMs as number[] | undefined;
   if (heal) {
-    rows.push([`Self-heal p50, ${heal.length} Deployment deletions`, ms(percentile(heal, 50)), ms(scHeal && percentile(scHeal, 50)), ratio(percentile(heal, 50), scHeal && percentile(scHeal, 50)), "", ""]);
-    rows.push(["Self-heal p99", ms(percentile(heal, 99)), ms(scHeal && percentile(scHeal, 99)), ratio(percentile(heal, 99), scHeal && percentile(scHeal, 99)), "< 100 ms", yes(percentile(heal, 99) < 100)]);
+    rows.push([
+      `Self-heal p50, ${heal.length} Deployment deletions`,
+      ms(percentile(heal, 50)),
+      ms(scHeal && percentile(scHeal, 50)),
+      ratio(percentile(heal, 50), scHeal && percentile(scHeal, 50)),
+      "",
+      "",
+    ]);
+    rows.push([
+      "Self-heal p99",
+      ms(percentile(heal, 99)),
+      ms(scHeal && percentile(scHeal, 99)),
+      ratio(percentile(heal, 99), scHeal && percentile(scHeal, 99)),
+      "< 100 ms",
+      yes(percentile(heal, 99) < 100),
+    ]);
   }
   const adm = f.admission as { withWebhooksMs: number[]; withoutWebhooksMs: number[] } | undefined;
   if (adm) {
-    const [w50, w99, o50, o99] = [percentile(adm.withWebhooksMs, 50), percentile(adm.withWebhooksMs, 99), percentile(adm.withoutWebhooksMs, 50), percentile(adm.withoutWebhooksMs, 99)];
-    rows.push([`Create round trip p50, ${adm.withWebhooksMs.length} creates (with webhooks vs without)`, ms(w50), ms(o50), ratio(w50, o50), "", ""]);
+    const [w50, w99, o50, o99] = [
+      percentile(adm.withWebhooksMs, 50),
+      percentile(adm.withWebhooksMs, 99),
+      percentile(adm.withoutWebhooksMs, 50),
+      percentile(adm.withoutWebhooksMs, 99),
+    ];
+    rows.push([
+      `Create round trip p50, ${adm.withWebhooksMs.length} creates (with webhooks vs without)`,
+      ms(w50),
+      ms(o50),
+      ratio(w50, o50),
+      "",
+      "",
+    ]);
     rows.push(["Create round trip p99 (with vs without)", ms(w99), ms(o99), ratio(w99, o99), "", ""]);
     rows.push(["Admission overhead p99 (difference)", ms(w99 - o99), "", "", "< 3 ms", yes(w99 - o99 < 3)]);
   }
   const rps = f.webhookServerRps as number | undefined;
   const bare = f.bareHttpsRps as number | undefined;
-  if (rps !== undefined) rows.push(["Webhook server alone vs bare node HTTPS (req/s)", rps.toFixed(0), bare?.toFixed(0) ?? "n/a", ratio(rps, bare), ">= 0.7x", yes(bare ? rps / bare >= 0.7 : undefined)]);
+  if (rps !== undefined)
+    rows.push([
+      "Webhook server alone vs bare node HTTPS (req/s)",
+      rps.toFixed(0),
+      bare?.toFixed(0) ?? "n/a",
+      ratio(rps, bare),
+      ">= 0.7x",
+      yes(bare ? rps / bare >= 0.7 : undefined),
+    ]);
   const sizes = (f.sizes as number[] | undefined) ?? [];
   const kRss = f.kubeplugRssBytes as number[] | undefined;
   const sRss = f.sampleControllerRssBytes as number[] | undefined;
   if (kRss) {
     sizes.forEach((size, i) => {
-      rows.push([`RSS with ${size} WebApps/Foos and their children in the cache`, mib(kRss[i]), mib(sRss?.[i]), ratio(kRss[i], sRss?.[i]), "", ""]);
+      rows.push([
+        `RSS with ${size} WebApps/Foos and their children in the cache`,
+        mib(kRss[i]),
+        mib(sRss?.[i]),
+        ratio(kRss[i], sRss?.[i]),
+        "",
+        "",
+      ]);
     });
     if (sizes.length >= 2) {
       const span = (sizes.at(-1) as number) - (sizes[0] as number);
       // Per cached object: kubeplug caches a WebApp, a Deployment and a Service per unit; sample-controller a Foo and a Deployment.
       const kPer = ((kRss.at(-1) as number) - (kRss[0] as number)) / (span * 3);
       const sPer = sRss ? ((sRss.at(-1) as number) - (sRss[0] as number)) / (span * 2) : undefined;
-      rows.push(["Memory per cached object (RSS growth / objects)", `${(kPer / 1024).toFixed(2)} KiB`, sPer === undefined ? "n/a" : `${(sPer / 1024).toFixed(2)} KiB`, ratio(kPer, sPer), "<= 1.0x", yes(sPer ? kPer <= sPer : undefined)]);
+      rows.push([
+        "Memory per cached object (RSS growth / objects)",
+        `${(kPer / 1024).toFixed(2)} KiB`,
+        sPer === undefined ? "n/a" : `${(sPer / 1024).toFixed(2)} KiB`,
+        ratio(kPer, sPer),
+        "<= 1.0x",
+        yes(sPer ? kPer <= sPer : undefined),
+      ]);
     }
-    rows.push([`Start to ready with ${sizes.at(-1)} WebApps (+ children)`, s(f.kubeplugStartToReadyMs as number | undefined), "", "", "", ""]);
+    rows.push([
+      `Start to ready with ${sizes.at(-1)} WebApps (+ children)`,
+      s(f.kubeplugStartToReadyMs as number | undefined),
+      "",
+      "",
+      "",
+      "",
+    ]);
   }
   const table = [
     "| figure | kubeplug | baseline | ratio | target | met |",

@@ -3,13 +3,14 @@
  * bench/results/<date>.json and the table in bench/RESULTS.md. `--smoke` runs tiny sizes (the test
  * suite uses it to check the harness) and writes to `--out` instead.
  */
-import { cpus, totalmem, release } from "node:os";
+
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { KUBERNETES_VERSION, ensureBinaries } from "../test/controlplane/index.ts";
+import { ensureBinaries, KUBERNETES_VERSION } from "../test/controlplane/index.ts";
 import { percentile } from "./lib/harness.ts";
-import { renderMarkdown, type Results } from "./report.ts";
+import { type Results, renderMarkdown } from "./report.ts";
 import { admissionWorkloads, convergenceWorkloads, FULL, memoryWorkloads, SMOKE } from "./workloads.ts";
 
 const { values } = parseArgs({
@@ -26,7 +27,16 @@ const { execFileSync } = await import("node:child_process");
 const bin = await ensureBinaries();
 const tunable = join(bin.sampleControllerArtifacts as string, "..", "bin", "sample-controller-tunable");
 log("building the env-tunable sample-controller if missing (first run only)");
-execFileSync("flock", [join(bin.sampleControllerArtifacts as string, "..", "..", "kubernetes.lock"), "bash", join(root, "bench/baselines/build-sample-controller.sh"), join(bin.sampleControllerArtifacts as string, "..")], { stdio: "inherit" });
+execFileSync(
+  "flock",
+  [
+    join(bin.sampleControllerArtifacts as string, "..", "..", "kubernetes.lock"),
+    "bash",
+    join(root, "bench/baselines/build-sample-controller.sh"),
+    join(bin.sampleControllerArtifacts as string, ".."),
+  ],
+  { stdio: "inherit" },
+);
 void tunable;
 
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
@@ -34,8 +44,18 @@ const results: Results = {
   date: new Date().toISOString(),
   smoke: !!values.smoke,
   sizes,
-  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "?", memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release() },
-  versions: { kubeplug: pkg.version, node: process.versions.node, kubernetes: KUBERNETES_VERSION, sampleController: `from Kubernetes ${KUBERNETES_VERSION} (Go, client-go)` },
+  machine: {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? "?",
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+  },
+  versions: {
+    kubeplug: pkg.version,
+    node: process.versions.node,
+    kubernetes: KUBERNETES_VERSION,
+    sampleController: `from Kubernetes ${KUBERNETES_VERSION} (Go, client-go)`,
+  },
   figures: {},
 };
 

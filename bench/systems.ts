@@ -13,7 +13,9 @@ rules:
 `;
 
 /** A fresh control plane tuned for load: wide service range, higher in-flight limits, optional audit log. */
-export async function benchControlPlane(options: { audit?: boolean; controllerManager?: boolean } = {}): Promise<ControlPlane & { auditLog?: string }> {
+export async function benchControlPlane(
+  options: { audit?: boolean; controllerManager?: boolean } = {},
+): Promise<ControlPlane & { auditLog?: string }> {
   const { mkdtempSync, writeFileSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const args = ["--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000"];
@@ -24,7 +26,11 @@ export async function benchControlPlane(options: { audit?: boolean; controllerMa
     auditLog = join(dir, "audit.log");
     args.push(`--audit-policy-file=${join(dir, "policy.yaml")}`, `--audit-log-path=${auditLog}`, "--audit-log-mode=batch");
   }
-  const cp = await startControlPlane({ apiserverArgs: args, serviceClusterIpRange: "10.0.0.0/12", controllerManager: options.controllerManager ?? true });
+  const cp = await startControlPlane({
+    apiserverArgs: args,
+    serviceClusterIpRange: "10.0.0.0/12",
+    controllerManager: options.controllerManager ?? true,
+  });
   return Object.assign(cp, auditLog ? { auditLog } : {});
 }
 
@@ -78,7 +84,12 @@ export async function startKubeplug(
 
 /** Starts the raw floor script; resolves when it has listed and watches. */
 export async function startRawFloor(kubeconfigPath: string, namespace: string, workers: number): Promise<Managed> {
-  const proc = new Managed("raw-floor", process.execPath, [join(root, "bench/baselines/raw-floor.ts"), kubeconfigPath, namespace, String(workers)]);
+  const proc = new Managed("raw-floor", process.execPath, [
+    join(root, "bench/baselines/raw-floor.ts"),
+    kubeconfigPath,
+    namespace,
+    String(workers),
+  ]);
   const deadline = Date.now() + 30_000;
   while (!proc.output.includes("ready")) {
     if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`raw floor did not start:\n${proc.output}`);
@@ -89,5 +100,10 @@ export async function startRawFloor(kubeconfigPath: string, namespace: string, w
 
 /** Starts sample-controller; `tuned` lifts the client rate limit and sets the workers (documented patch). */
 export function startSampleController(binary: string, kubeconfigPath: string, tuned?: { qps: number; workers: number }): Managed {
-  return new Managed("sample-controller", binary, [`-kubeconfig=${kubeconfigPath}`, "-v=0"], tuned ? { SAMPLE_CONTROLLER_QPS: String(tuned.qps), SAMPLE_CONTROLLER_WORKERS: String(tuned.workers) } : {});
+  return new Managed(
+    "sample-controller",
+    binary,
+    [`-kubeconfig=${kubeconfigPath}`, "-v=0"],
+    tuned ? { SAMPLE_CONTROLLER_QPS: String(tuned.qps), SAMPLE_CONTROLLER_WORKERS: String(tuned.workers) } : {},
+  );
 }

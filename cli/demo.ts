@@ -132,7 +132,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     const configs = await installWebhookConfigurations(manager.client.rest, webhooks as Webhooks, {
       url: `https://127.0.0.1:${webhookPort}`,
       name: config.webhookConfigurationName,
-      ownNamespace: config.leaderElectionNamespace ?? "default",
+      ownNamespace: "", // on a host: exclude no namespace (the sample lives in default)
       signal: stop.signal,
     });
     say(`    ${configs.join(", ")}`);

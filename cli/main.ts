@@ -75,7 +75,9 @@ async function main(argv: string[]): Promise<number> {
               void installWebhookConfigurations(manager.client.rest, webhooks, {
                 url: `https://127.0.0.1:${port}`,
                 name: manager.config.webhookConfigurationName,
-                ownNamespace: manager.config.leaderElectionNamespace ?? "default",
+                // Exclude the operator's namespace only when it really runs in one; on a host the default
+                // namespace would otherwise lose its webhooks (Kubernetes >= 1.21 labels namespaces).
+                ownNamespace: process.env.POD_NAMESPACE ?? "",
                 signal,
               })
                 .then((configs) => configs.length && manager.logger.info({ configs }, "installed webhook configurations"))

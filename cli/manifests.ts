@@ -4,10 +4,13 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { dumpYaml } from "@kubernetes/client-node";
+import { dump } from "js-yaml";
 import { type CustomKind, crdOf, inspectPlugins, type Plugin, type PolicyRule } from "../core/index.ts";
 import { WEBHOOK_CLUSTER_RULES, WEBHOOKS, WebhookRegistry, webhookConfigurations } from "../webhooks/index.ts";
 import type { WebhookEntry } from "../webhooks/registry.ts";
+
+// Not client-node's dumpYaml: it serializes through its typed models, which drop `default` and `enum` from a CRD schema.
+const dumpYaml = (value: unknown) => dump(value, { noRefs: true, lineWidth: -1 });
 
 /** A generated file: path relative to the repository root, and content. */
 export interface GeneratedFile {

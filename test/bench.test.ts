@@ -40,7 +40,12 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
     const md = readFileSync(join(out, "RESULTS.md"), "utf8");
     assert.match(md, /\| Convergence, 10 WebApps \(vs raw API floor\) \|/);
     assert.match(md, /\| Memory per cached object/);
-    t.diagnostic(md.split("\n").filter((l) => l.startsWith("|")).join("\n"));
+    t.diagnostic(
+      md
+        .split("\n")
+        .filter((l) => l.startsWith("|"))
+        .join("\n"),
+    );
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

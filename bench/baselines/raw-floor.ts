@@ -26,11 +26,23 @@ const seen = new Set<string>();
 
 async function handle(app: App): Promise<void> {
   const name = app.metadata.name;
-  const owner = [{ apiVersion: "webapp.example.com/v1", kind: "WebApp", name, uid: app.metadata.uid, controller: true, blockOwnerDeletion: true }];
+  const owner = [
+    {
+      apiVersion: "webapp.example.com/v1",
+      kind: "WebApp",
+      name,
+      uid: app.metadata.uid,
+      controller: true,
+      blockOwnerDeletion: true,
+    },
+  ];
   const labels = { app: name, "app.kubernetes.io/managed-by": "kubeplug" };
   const port = app.spec.port ?? 8080;
   await rest.request("PATCH", `${base}/${name}`, {
-    body: [{ op: "test", path: "/metadata/finalizers", value: null }, { op: "add", path: "/metadata/finalizers", value: ["webapp.example.com/finalizer"] }],
+    body: [
+      { op: "test", path: "/metadata/finalizers", value: null },
+      { op: "add", path: "/metadata/finalizers", value: ["webapp.example.com/finalizer"] },
+    ],
     contentType: PatchType.json,
   });
   await rest.request("POST", `/apis/apps/v1/namespaces/${namespace}/deployments`, {
@@ -41,7 +53,14 @@ async function handle(app: App): Promise<void> {
       spec: {
         replicas: app.spec.replicas ?? 1,
         selector: { matchLabels: { app: name } },
-        template: { metadata: { labels }, spec: { containers: [{ name: "webapp", image: app.spec.image, ports: [{ name: "http", containerPort: port, protocol: "TCP" }] }] } },
+        template: {
+          metadata: { labels },
+          spec: {
+            containers: [
+              { name: "webapp", image: app.spec.image, ports: [{ name: "http", containerPort: port, protocol: "TCP" }] },
+            ],
+          },
+        },
       },
     },
   });
@@ -50,7 +69,11 @@ async function handle(app: App): Promise<void> {
       apiVersion: "v1",
       kind: "Service",
       metadata: { name, namespace, labels, ownerReferences: owner },
-      spec: { type: "ClusterIP", selector: { app: name }, ports: [{ name: "http", port: 80, targetPort: port, protocol: "TCP" }] },
+      spec: {
+        type: "ClusterIP",
+        selector: { app: name },
+        ports: [{ name: "http", port: 80, targetPort: port, protocol: "TCP" }],
+      },
     },
   });
   await rest.request("PATCH", `${base}/${name}/status`, {
@@ -92,5 +115,9 @@ const loop = async () => {
     await handle(app).catch((err: unknown) => process.stderr.write(`${String(err)}\n`));
   }
 };
-await pool(Array.from({ length: workers }, (_, i) => i), workers, loop);
+await pool(
+  Array.from({ length: workers }, (_, i) => i),
+  workers,
+  loop,
+);
 await rest.close();

@@ -19,7 +19,11 @@ export function rssBytes(pid: number): number {
 }
 
 /** Runs `fn` over `items` with at most `concurrency` in flight. */
-export async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) {
@@ -31,7 +35,12 @@ export async function pool<T>(items: readonly T[], concurrency: number, fn: (ite
 }
 
 /** Creates objects through the REST client with bounded concurrency; returns when all exist. */
-export async function createAll(rest: RestClient, path: (obj: KubeObject) => string, objs: readonly KubeObject[], concurrency = 32): Promise<void> {
+export async function createAll(
+  rest: RestClient,
+  path: (obj: KubeObject) => string,
+  objs: readonly KubeObject[],
+  concurrency = 32,
+): Promise<void> {
   await pool(objs, concurrency, async (obj) => {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -116,7 +125,12 @@ export class Tracker<T extends KubeObject> {
   private readonly abort = new AbortController();
   private readonly run: Promise<void>;
 
-  constructor(rest: RestClient, kind: Kind<T>, condition: (obj: T) => boolean, options: { namespace?: string; key?: (obj: T) => string } = {}) {
+  constructor(
+    rest: RestClient,
+    kind: Kind<T>,
+    condition: (obj: T) => boolean,
+    options: { namespace?: string; key?: (obj: T) => string } = {},
+  ) {
     this.informer = new Informer(rest, kind, { ...(options.namespace ? { namespace: options.namespace } : {}), pageSize: 1000 });
     const key = options.key ?? objectKey;
     const check = (obj: T) => {
@@ -137,7 +151,10 @@ export class Tracker<T extends KubeObject> {
   waitFor(count: number, timeoutMs: number): Promise<void> {
     if (this.reached.size >= count) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`only ${this.reached.size}/${count} converged after ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`only ${this.reached.size}/${count} converged after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       this.waiters.push({
         count,
         resolve: () => {

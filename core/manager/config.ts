@@ -237,9 +237,27 @@ export function parseManagerConfig(
   for (const [name, f] of Object.entries(FLAGS)) {
     options[name] = { type: "boolean" in f ? "boolean" : "string", ...("multiple" in f ? { multiple: true } : {}) };
   }
+  // Kubebuilder users write `--leader-elect=true|false`; parseArgs takes booleans bare or negated.
+  const booleans = new Set(
+    Object.entries(options)
+      .filter(([, o]) => o.type === "boolean")
+      .map(([n]) => n),
+  );
+  const args: string[] = [];
+  for (const arg of argv) {
+    const m = /^--([a-z0-9-]+)=(.*)$/.exec(arg);
+    if (!m || !booleans.has(m[1] as string)) {
+      args.push(arg);
+      continue;
+    }
+    const [, name, value] = m;
+    if (value === "true" || value === "1") args.push(`--${name}`);
+    else if (value === "false" || value === "0") args.push(`--no-${name}`);
+    else throw new ConfigError(`--${name}: "${value}" is not a boolean; use --${name}, --${name}=true or --${name}=false`);
+  }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true, allowNegative: true });
   } catch (err) {
     throw new ConfigError(`${(err as Error).message.replace(/\. To specify a positional argument.*$/s, "")}`);
   }
