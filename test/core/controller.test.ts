@@ -68,7 +68,7 @@ describe("controllers on the shared cache", () => {
     const widgets = tm.manager.cache.informedKinds().filter((k) => k.kind.kind === "Widget");
     assert.equal(widgets.length, 1, "one informer set for Widget");
     assert.equal(widgets[0]?.informers.length, 1, "one informer (all namespaces)");
-    const { stats } = widgets[0]?.informers[0] as { stats: { lists: number; watches: number } };
+    const { stats } = (widgets[0] as (typeof widgets)[number]).informers[0] as { stats: { lists: number; watches: number } };
     assert.deepEqual({ lists: stats.lists, watches: stats.watches }, { lists: 1, watches: 1 });
     // The API saw exactly one LIST+WATCH (both GETs) per informed kind: Widget and ConfigMap.
     const gets = await tm.manager.metrics.restCount("GET");
@@ -93,7 +93,10 @@ describe("controllers on the shared cache", () => {
       async () => (await rest.request<Widget>("GET", widgetPath(ns, "quiet"))).status?.observedGeneration === 1,
     );
     const adds = () => fetchText(tm.metricsUrl).then((m) => metricValue(m.text, "workqueue_adds_total", { name: "widget" }));
-    await waitFor("the queue to settle", async () => tm.manager.getController("widget") && (await adds()) === (await adds()));
+    await waitFor("the queue to settle", async () => {
+      const first = await adds();
+      return tm.manager.getController("widget") !== undefined && first === (await adds());
+    });
     const before = await adds();
     const patched = await rest.request<Widget>("PATCH", `${widgetPath(ns, "quiet")}/status`, {
       body: { status: { reconciles: 42 } },
