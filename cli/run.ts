@@ -57,7 +57,8 @@ export async function runManager(argv: readonly string[], options: RunOptions): 
     });
     await options.beforeStart?.(manager, webhooks as Webhooks, stop.signal);
     const exit = await manager.start(stop.signal);
-    return exit.lostLease ? 1 : 0;
+    if (exit.error) process.stderr.write(`kubeplug run: ${exit.error}\n`);
+    return exit.lostLease || exit.error ? 1 : 0;
   } catch (err) {
     if (err instanceof ConfigError || err instanceof PluginLoadError) {
       process.stderr.write(`kubeplug run: ${err.message}\n`);

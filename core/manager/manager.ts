@@ -33,6 +33,8 @@ export interface ManagerDeps {
 export interface ManagerExit {
   /** True when leadership was lost (the CLI exits non-zero then, as controller-runtime does). */
   lostLease: boolean;
+  /** Set when a runnable failed and stopped the manager. */
+  error?: string;
 }
 
 const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T | "timeout"> =>
@@ -177,15 +179,24 @@ export class Manager {
       log.info({ address: `${healthProbeBindAddress.host}:${healthProbeBindAddress.port}` }, "serving health probes");
     }
 
+    // A runnable that fails (a port in use, a bad certificate directory) stops the whole manager
+    // with an error instead of leaving a half-working process or an unhandled rejection.
+    const failed = new AbortController();
+    let failure: string | undefined;
+    const guard = (r: Runnable, runSignal: AbortSignal) =>
+      r.start(runSignal).catch((err: unknown) => {
+        failure ??= `${r.name} failed: ${err instanceof Error ? err.message : String(err)}`;
+        log.error({ err: String(err), runnable: r.name }, "runnable failed; stopping the manager");
+        failed.abort();
+      });
+    signal = AbortSignal.any([signal, failed.signal]);
     const cacheStop = new AbortController();
     const cacheRun = this.cache.start(cacheStop.signal);
     const everyReplica = new AbortController();
-    const replicaRuns = this.runnables.filter((r) => !r.needsLeaderElection).map((r) => r.start(everyReplica.signal));
+    const replicaRuns = this.runnables.filter((r) => !r.needsLeaderElection).map((r) => guard(r, everyReplica.signal));
     const leaderRunnables = this.runnables.filter((r) => r.needsLeaderElection);
     const runLeaderRunnables = async (leadSignal: AbortSignal) => {
-      const runs = leaderRunnables.map((r) =>
-        r.start(leadSignal).catch((err: unknown) => log.error({ err: String(err), runnable: r.name }, "runnable failed")),
-      );
+      const runs = leaderRunnables.map((r) => guard(r, leadSignal));
       await new Promise<void>((resolve) => {
         if (leadSignal.aborted) resolve();
         leadSignal.addEventListener("abort", () => resolve(), { once: true });
@@ -222,6 +233,6 @@ export class Manager {
     await Promise.all(servers.map(close));
     await this.client.rest.close();
     log.info("stopped");
-    return { lostLease };
+    return { lostLease, ...(failure ? { error: failure } : {}) };
   }
 }

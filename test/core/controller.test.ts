@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   ConfigError,
@@ -263,6 +266,32 @@ describe("plugins and configuration", () => {
       assert.match(err.message, /--plugins: unknown plugin "nope"; available: widget/);
       return true;
     });
+  });
+
+  it("exits 1 with the reason when a port it needs is taken, instead of crashing", async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const child = spawn(process.execPath, [
+        join(import.meta.dirname, "../fixtures/run-widget-manager.ts"),
+        "--kubeconfig",
+        cp.kubeconfigPath,
+        "--metrics-bind-address",
+        `127.0.0.1:${port}`,
+        "--health-probe-bind-address",
+        "0",
+      ]);
+      let stderr = "";
+      child.stderr.on("data", (d) => {
+        stderr += d;
+      });
+      const code = await new Promise((r) => child.on("exit", r));
+      assert.equal(code, 1);
+      assert.match(stderr, /kubeplug run: .*EADDRINUSE.*127\.0\.0\.1:\d+/);
+    } finally {
+      blocker.close();
+    }
   });
 
   it("reads flags and KUBEPLUG_* variables, flags winning", () => {
