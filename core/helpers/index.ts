@@ -7,6 +7,7 @@ export {
   isConditionTrue,
   setCondition,
 } from "./conditions.ts";
+export { createOrUpdate, type OperationResult } from "./create-or-update.ts";
 export { type FinalizerEvent, finalizer } from "./finalizer.ts";
 export { AlreadyOwnedError, controllerReference, isControlledBy, setControllerReference } from "./owner.ts";
 export { jsonEqual, type WithStatus, WRITE_STATUS_ATTEMPTS, type WriteStatusResult, writeStatus } from "./status.ts";

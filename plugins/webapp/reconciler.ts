@@ -6,9 +6,9 @@
 import {
   Action,
   type Condition,
+  createOrUpdate,
   DeploymentKind,
   finalizer,
-  isAlreadyExists,
   PodKind,
   type ReconcileContext,
   type Request,
@@ -17,7 +17,7 @@ import {
   writeStatus,
 } from "../../core/index.ts";
 import { type WebApp, WebAppKind, type WebAppStatus } from "./api.ts";
-import { desiredDeployment, desiredService, repairDeployment, repairService } from "./resources.ts";
+import { deploymentFor, serviceFor } from "./resources.ts";
 
 export const FINALIZER = "webapp.example.com/finalizer";
 /** How long deletion waits for the pods to go before it lets garbage collection proceed anyway. */
@@ -40,71 +40,31 @@ export async function reconcileWebApp(request: Request, ctx: ReconcileContext) {
 
 async function apply(app: WebApp, ctx: ReconcileContext) {
   const { client, recorder } = ctx;
-  const ns = app.metadata.namespace as string;
-  const name = app.metadata.name as string;
-
-  const wantDeployment = desiredDeployment(app);
-  const liveDeployment = await client.get(DeploymentKind, name, ns);
-  let deployment = liveDeployment;
-  if (!liveDeployment) {
-    deployment = await createIgnoringRace(() => client.create(DeploymentKind, wantDeployment));
-    if (deployment)
-      recorder.event(
-        app,
-        "Normal",
-        "CreatedDeployment",
-        `Created Deployment ${name} with ${app.spec.replicas} replica(s) of ${app.spec.image}`,
-      );
-  } else {
-    const repaired = repairDeployment(liveDeployment, wantDeployment);
-    if (repaired) {
-      deployment = await client.update(DeploymentKind, repaired);
-      recorder.event(
-        app,
-        "Normal",
-        "UpdatedDeployment",
-        `Updated Deployment ${name} to ${app.spec.replicas} replica(s) of ${app.spec.image}`,
-      );
-    }
+  const key = { name: app.metadata.name as string, namespace: app.metadata.namespace as string };
+  const { spec } = app;
+  const deployment = await createOrUpdate(client, DeploymentKind, key, deploymentFor(app));
+  if (deployment.result !== "unchanged") {
+    const verb = deployment.result === "created" ? "Created" : "Updated";
+    recorder.event(
+      app,
+      "Normal",
+      `${verb}Deployment`,
+      `${verb} Deployment ${key.name} with ${spec.replicas} replica(s) of ${spec.image}`,
+    );
   }
-
-  const wantService = desiredService(app);
-  const liveService = await client.get(ServiceKind, name, ns);
-  if (!liveService) {
-    if (await createIgnoringRace(() => client.create(ServiceKind, wantService))) {
-      recorder.event(
-        app,
-        "Normal",
-        "CreatedService",
-        `Created Service ${name} (${app.spec.serviceType}) on port 80 -> ${app.spec.port}`,
-      );
-    }
-  } else {
-    const repaired = repairService(liveService, wantService);
-    if (repaired) {
-      await client.update(ServiceKind, repaired);
-      recorder.event(
-        app,
-        "Normal",
-        "UpdatedService",
-        `Updated Service ${name} (${app.spec.serviceType}) on port 80 -> ${app.spec.port}`,
-      );
-    }
+  const service = await createOrUpdate(client, ServiceKind, key, serviceFor(app));
+  if (service.result !== "unchanged") {
+    const verb = service.result === "created" ? "Created" : "Updated";
+    recorder.event(
+      app,
+      "Normal",
+      `${verb}Service`,
+      `${verb} Service ${key.name} (${spec.serviceType}) on port 80 -> ${spec.port}`,
+    );
   }
-
-  const available = deployment?.status?.availableReplicas ?? 0;
+  const available = deployment.object.status?.availableReplicas ?? 0;
   await writeStatus(ctx.client, WebAppKind, app, (current) => statusFor(current, available));
   return Action.awaitChange();
-}
-
-/** A create that lost a race with the cache (the child exists already) is not an error: the next event brings it. */
-async function createIgnoringRace<T>(create: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await create();
-  } catch (err) {
-    if (isAlreadyExists(err)) return undefined;
-    throw err;
-  }
 }
 
 function statusFor(app: WebApp, available: number): WebAppStatus {

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { type ConfigMap, ConfigMapKind } from "../../core/builtin-kinds.ts";
 import { SharedCache } from "../../core/cache/shared-cache.ts";
 import { Client } from "../../core/client/client.ts";
 import { ApiError, RestClient } from "../../core/client/rest.ts";
 import { Action } from "../../core/controller/result.ts";
+import { createOrUpdate } from "../../core/helpers/create-or-update.ts";
 import {
   AlreadyOwnedError,
   type Condition,
@@ -261,6 +263,41 @@ describe("helpers against the API server", () => {
   }
 
   const finalizersOf = async (name: string) => (await client.reader.get(GadgetKind, name, NS))?.metadata.finalizers ?? [];
+
+  describe("createOrUpdate", () => {
+    it("creates, then writes nothing while in place, then repairs drift", async () => {
+      const key = { name: "cou", namespace: NS };
+      const want = (cm: ConfigMap) => {
+        cm.metadata.labels = { ...cm.metadata.labels, owner: "test" };
+        cm.data = { ...cm.data, size: "3" };
+      };
+      const first = await createOrUpdate(client, ConfigMapKind, key, want);
+      assert.equal(first.result, "created");
+      const cached = await waitFor("the cache to see it", async () => client.get(ConfigMapKind, "cou", NS));
+      const again = await createOrUpdate(client, ConfigMapKind, key, want);
+      assert.equal(again.result, "unchanged", "no write when nothing differs");
+      assert.equal(again.object.metadata.resourceVersion, cached.metadata.resourceVersion);
+      // Someone else's fields are kept; ours are put back.
+      await client.patch(ConfigMapKind, "cou", NS, {
+        metadata: { labels: { owner: "someone", extra: "x" } },
+        data: { size: "9", other: "y" },
+      });
+      await waitFor("the cache to see the drift", async () => (await client.get(ConfigMapKind, "cou", NS))?.data?.size === "9");
+      const repaired = await createOrUpdate(client, ConfigMapKind, key, want);
+      assert.equal(repaired.result, "updated");
+      assert.deepEqual(repaired.object.data, { size: "3", other: "y" });
+      assert.deepEqual(repaired.object.metadata.labels, { owner: "test", extra: "x" });
+    });
+
+    it("recovers when a create races the cache (AlreadyExists)", async () => {
+      await client.create(ConfigMapKind, { metadata: { name: "cou-race", namespace: NS }, data: { size: "1" } });
+      // Straight after the create the cache may not have it yet; either way the result is right.
+      const r = await createOrUpdate(client, ConfigMapKind, { name: "cou-race", namespace: NS }, (cm) => {
+        cm.data = { size: "2" };
+      });
+      assert.equal(r.object.data?.size, "2");
+    });
+  });
 
   describe("writeStatus", () => {
     it("writes once, then not again while the status is unchanged", async () => {
