@@ -8,6 +8,7 @@ import type { Client } from "./client/client.ts";
 import type { ForStep } from "./controller/builder.ts";
 import type { EventRecorder } from "./events/recorder.ts";
 import type { Kind } from "./kinds.ts";
+import type { KubeObject } from "./object.ts";
 import type { Logger } from "./logger.ts";
 import type { ManagerConfig } from "./manager/config.ts";
 import type { Check } from "./manager/health.ts";
@@ -35,6 +36,12 @@ export interface PluginContext {
   controller(name: string): ForStep;
   readonly client: Client;
   readonly cache: SharedCache;
+  /**
+   * Registers a cache index for a kind (e.g. Tenants by `spec.namespace`), so reconcilers and
+   * webhooks can list by it: `client.list(kind, { index: { name, value } })`. A declaration like
+   * `controller()`: safe in setup() even when no cluster is there (manifest generation).
+   */
+  addIndex<T extends KubeObject>(kind: Kind<T>, name: string, fn: (obj: T) => readonly string[]): void;
   /** An event recorder reporting as `kubeplug/<component>`. */
   recorder(component: string): EventRecorder;
   readonly logger: Logger;

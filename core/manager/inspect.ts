@@ -33,6 +33,7 @@ export async function inspectPlugins(
       get cache(): never {
         return unavailable("the cache");
       },
+      addIndex: () => undefined,
       recorder: () => unavailable("the event recorder"),
       logger: silentLogger(),
       metrics: new Metrics({ processMetrics: false }),

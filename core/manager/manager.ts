@@ -139,6 +139,7 @@ export class Manager {
       controller: (name) => this.controller(name),
       client: this.client,
       cache: this.cache,
+      addIndex: (kind, name, fn) => this.cache.addIndex(kind, name, fn),
       recorder: (component) => this.recorder(component),
       logger: this.logger,
       metrics: this.metrics,
