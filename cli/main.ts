@@ -7,6 +7,7 @@ import { installCrds, installWebhookConfigurations } from "./install.ts";
 import { generateManifests, writeManifests } from "./manifests.ts";
 import { packageRoot } from "./paths.ts";
 import { runManager } from "./run.ts";
+import { CREATE_HELP, createPlugin, ScaffoldError } from "./scaffold.ts";
 
 const root = packageRoot;
 const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
@@ -18,6 +19,7 @@ Usage: kubeplug <command> [flags]
 Commands:
   run        Run the manager with the plugins (${plugins.map((p) => p.name).join(", ")})
   manifests  Generate the chart's CRDs (and RBAC, webhooks) from the plugins  [--check]
+  create     Scaffold a plugin: create plugin <name> --group G --version V --kind K [--cluster-scoped]
   demo       Start a local control plane (or use --kubeconfig), run the WebApp operator and a sample WebApp
   version    Print the version
   help       Show this help; "kubeplug <command> --help" shows a command's flags
@@ -27,6 +29,7 @@ Examples:
   kubeplug run --kubeconfig ~/.kube/config --install # run on your cluster, applying the CRDs first
   kubeplug run --leader-elect --namespace team-a,team-b --plugins webapp
   kubeplug manifests --check                         # fail when generated files are stale
+  kubeplug create plugin backup --group backup.example.com --version v1 --kind BackupPolicy
 `;
 
 const RUN_HELP = `Usage: kubeplug run [flags]
@@ -106,12 +109,28 @@ async function main(argv: string[]): Promise<number> {
       );
       return 0;
     }
+    case "create": {
+      if (wantsHelp) {
+        process.stdout.write(CREATE_HELP);
+        return 0;
+      }
+      try {
+        await createPlugin(rest, root, plugins, (m) => process.stdout.write(`${m}\n`));
+        return 0;
+      } catch (err) {
+        if (err instanceof ScaffoldError) {
+          process.stderr.write(`kubeplug create: ${err.message}\n`);
+          return 2;
+        }
+        throw err;
+      }
+    }
     case "demo": {
       const { runDemo } = await import("./demo.ts");
       return runDemo(rest);
     }
     default:
-      process.stderr.write(`kubeplug: unknown command "${command}"; commands: run, manifests, demo, version, help\n`);
+      process.stderr.write(`kubeplug: unknown command "${command}"; commands: run, manifests, create, demo, version, help\n`);
       return 2;
   }
 }
