@@ -61,7 +61,13 @@ describe("kubeplug create plugin", () => {
     assert.match(readFileSync(join(dir, "charts/kubeplug/templates/rbac-generated.yaml"), "utf8"), /# plugin backup/);
     await run(process.execPath, [join(dir, "cli/main.ts"), "manifests", "--check"], { cwd: dir });
     await run(join(dir, "node_modules/.bin/tsc"), ["--noEmit", "-p", dir], { cwd: dir });
-    const test = await run(process.execPath, ["--test", join(dir, "test/plugins/backup.test.ts")], { cwd: dir });
+    // A clean environment: inside a test, NODE_TEST_CONTEXT would make the nested runner report to us in its wire format.
+    const env = { ...process.env };
+    delete env.NODE_TEST_CONTEXT;
+    const test = await run(process.execPath, ["--test", "--test-reporter=spec", join(dir, "test/plugins/backup.test.ts")], {
+      cwd: dir,
+      env,
+    });
     assert.match(test.stdout, /ℹ pass 1/);
     assert.match(test.stdout, /ℹ fail 0/);
     t.diagnostic("generated plugin: compiles, manifests current, its test passes");
