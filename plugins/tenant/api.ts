@@ -3,7 +3,7 @@ import { z } from "zod";
 import { conditionSchema, defineKind, type ObjectOfKind } from "../../core/index.ts";
 
 /** Kubernetes resource quantities (`500m`, `2`, `4Gi`, `1e3`), as the API server parses them. */
-const QUANTITY = /^[+-]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[mkMGTPE]|[eE][+-]?\d+)?$/;
+const QUANTITY = /^[+]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[mkMGTPE]|[eE][+-]?\d+)?$/;
 const quantity = (what: string) =>
   z
     .string()
@@ -39,7 +39,24 @@ export const tenantSpec = z
       .object({ cpu: quantity("cpu requests"), memory: quantity("memory requests"), pods: quantity("pods") })
       .optional()
       .describe("A ResourceQuota for the namespace; omitted: none."),
-    labels: z.record(z.string(), z.string()).optional().describe("Labels for the namespace."),
+    labels: z
+      .record(
+        z
+          .string()
+          .regex(
+            /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/,
+            "label keys are [prefix/]name: name at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric",
+          ),
+        z
+          .string()
+          .max(63, "label values must be at most 63 characters")
+          .regex(
+            /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/,
+            "label values are alphanumerics, '-', '_' or '.', starting and ending alphanumeric",
+          ),
+      )
+      .optional()
+      .describe("Labels for the namespace."),
   })
   .describe("Desired state of the Tenant.");
 

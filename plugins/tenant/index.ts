@@ -36,6 +36,13 @@ export const tenantPlugin = definePlugin({
       .owns(NamespaceKind)
       .owns(ResourceQuotaKind)
       .owns(RoleBindingKind)
+      // A namespace that is not the Tenant's (NamespaceTaken) wakes the Tenants claiming it when it changes or goes.
+      .watches(NamespaceKind, (ns) =>
+        ctx.cache
+          .informer(TenantKind)
+          .list({ index: { name: BY_NAMESPACE, value: ns.metadata.name as string } })
+          .map((t) => ({ name: t.metadata.name as string })),
+      )
       .reconcile(reconcileTenant);
     ctx.extension(WEBHOOKS).defaulter(TenantKind, defaultTenant).validator(TenantKind, validateTenant);
   },

@@ -18,6 +18,7 @@ import {
   writeStatus,
 } from "../../core/index.ts";
 import { TENANT_LABEL, type Tenant, TenantKind } from "./api.ts";
+import { sameQuantity } from "./quantity.ts";
 
 export const FINALIZER = "platform.example.com/finalizer";
 export const NAMESPACE_DELETE_TIMEOUT_MS = 5 * 60_000;
@@ -85,11 +86,18 @@ async function apply(tenant: Tenant, ctx: ReconcileContext) {
     children.push(
       await createOrUpdate(client, ResourceQuotaKind, { name: QUOTA, namespace: ns }, (q) => {
         q.metadata.ownerReferences = [owner];
-        q.spec = { ...q.spec, hard: hard as Record<string, string> };
+        // The API server stores quantities canonical (0.5 -> 500m): keep the live spelling of an equal value.
+        const live = q.spec?.hard ?? {};
+        const want = Object.fromEntries(
+          Object.entries(hard as Record<string, string>).map(([k, v]) => [k, sameQuantity(live[k], v) ? (live[k] as string) : v]),
+        );
+        q.spec = { ...q.spec, hard: want };
       }),
     );
   } else {
-    await client.delete(ResourceQuotaKind, QUOTA, ns);
+    const stale = await client.get(ResourceQuotaKind, QUOTA, ns);
+    if (stale?.metadata.ownerReferences?.some((r) => r.controller && r.uid === tenant.metadata.uid))
+      await client.delete(ResourceQuotaKind, QUOTA, ns, { uid: stale.metadata.uid as string });
   }
   for (const { result, object } of children) {
     if (result !== "unchanged")

@@ -24,7 +24,12 @@ export async function validateTenant(tenant: Tenant, ctx: AdmissionContext<Tenan
   if (typeof ns === "string" && RESERVED.test(ns)) {
     causes.push({ field: "spec.namespace", message: `Invalid value: "${ns}": namespace is reserved for the system` });
   }
-  const claims = typeof ns === "string" ? await ctx.client.list(TenantKind, { index: { name: BY_NAMESPACE, value: ns } }) : [];
+  // Only a create claims a namespace (it is immutable): checking updates too would block every change,
+  // finalizer removal included, of Tenants that already share one (created racing the webhook's cache).
+  const claims =
+    ctx.operation === "CREATE" && typeof ns === "string"
+      ? await ctx.client.list(TenantKind, { index: { name: BY_NAMESPACE, value: ns } })
+      : [];
   const other = claims.find((t) => t.metadata.name !== tenant.metadata.name);
   if (other) {
     causes.push({
