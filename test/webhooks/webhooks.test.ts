@@ -8,7 +8,6 @@
  * a steady stream of admissions, and cert-manager mode (certificate files, reloaded without restart).
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
@@ -24,6 +23,7 @@ import { webAppPlugin } from "../../plugins/webapp/index.ts";
 import { generateTls } from "../../webhooks/index.ts";
 import { type ControlPlane, ensureTools, freePort, startControlPlane, type Tools } from "../controlplane/index.ts";
 import { createNamespace, fetchText, metricValue } from "../support/cluster.ts";
+import { kubectlFor } from "../support/kubectl.ts";
 import { startTestManager, type TestManager } from "../support/manager.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -50,33 +50,10 @@ after(async () => {
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs kubectl against the test control plane (never spawnSync: the webhook server runs in this process). */
-function kubectl(args: string[], input?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      tools.kubectl,
-      ["--kubeconfig", cp.kubeconfigPath, "--cache-dir", join(cp.dir, "kubectl-cache"), ...args],
-      { stdio: ["pipe", "pipe", "pipe"] },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? "");
-  });
-}
+const { kubectl } = kubectlFor(
+  () => tools.kubectl,
+  () => cp,
+);
 
 /** A WebApp manifest (JSON is YAML) for `kubectl apply -f -`. */
 function webAppManifest(name: string, spec: Record<string, unknown>): string {
