@@ -5,8 +5,6 @@
  * service accounts, quota status) and a manager in this process.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { installCrds, installWebhookConfigurations } from "../../cli/install.ts";
 import {
@@ -36,6 +34,7 @@ import {
   type Tools,
 } from "../controlplane/index.ts";
 import { createNamespace, fetchText, metricValue } from "../support/cluster.ts";
+import { kubectlFor } from "../support/kubectl.ts";
 import { startTestManager, type TestManager } from "../support/manager.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -66,27 +65,10 @@ after(async () => {
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-/** Runs kubectl against the test control plane (never spawnSync: the webhook server runs in this process). */
-function kubectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      tools.kubectl,
-      ["--kubeconfig", cp.kubeconfigPath, "--cache-dir", join(cp.dir, "kubectl-cache"), ...args],
-      { stdio: ["pipe", "pipe", "pipe"] },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? "");
-  });
-}
+const { kubectl } = kubectlFor(
+  () => tools.kubectl,
+  () => cp,
+);
 
 /** `kubectl apply -f -` of one object, which must succeed. */
 async function apply(obj: Record<string, unknown>): Promise<void> {

@@ -6,8 +6,6 @@
  *
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { installCrds, installWebhookConfigurations } from "../../cli/install.ts";
 import {
@@ -31,6 +29,7 @@ import { TENANT_LABEL, type Tenant, TenantKind } from "../../plugins/tenant/api.
 import { FINALIZER } from "../../plugins/tenant/reconciler.ts";
 import { type ControlPlane, ensureTools, freePort, startControlPlane, type Tools } from "../controlplane/index.ts";
 import { fetchText, metricValue } from "../support/cluster.ts";
+import { kubectlFor } from "../support/kubectl.ts";
 import { startTestManager, type TestManager } from "../support/manager.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -73,40 +72,10 @@ after(async () => {
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs kubectl against the test control plane (never spawnSync: the webhook server runs in this process). */
-function kubectl(args: string[], input?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      tools.kubectl,
-      ["--kubeconfig", cp.kubeconfigPath, "--cache-dir", join(cp.dir, "kubectl-cache"), ...args],
-      { stdio: ["pipe", "pipe", "pipe"] },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? "");
-  });
-}
-
-/** kubectl that must succeed. */
-async function kubectlOk(args: string[], input?: string): Promise<string> {
-  const run = await kubectl(args, input);
-  assert.equal(run.code, 0, `kubectl ${args.join(" ")} failed: ${run.stderr}`);
-  return run.stdout;
-}
+const { kubectl, kubectlOk } = kubectlFor(
+  () => tools.kubectl,
+  () => cp,
+);
 
 /** A Tenant manifest (JSON is YAML) for `kubectl apply -f -`. */
 function tenantManifest(name: string, spec: Record<string, unknown>): string {
