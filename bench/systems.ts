@@ -1,5 +1,6 @@
 /** Starting the systems under test: kubeplug, the raw floor, sample-controller. */
 import { join } from "node:path";
+import { RestClient } from "../core/index.ts";
 import type { ControlPlane } from "../test/controlplane/index.ts";
 import { freePort, startControlPlane } from "../test/controlplane/index.ts";
 import { Managed, waitHttpOk } from "./lib/harness.ts";
@@ -32,6 +33,21 @@ export async function benchControlPlane(
     controllerManager: options.controllerManager ?? true,
   });
   return Object.assign(cp, auditLog ? { auditLog } : {});
+}
+
+/** Runs `fn` with a fresh bench control plane and a REST client to it; stops both however `fn` ends. */
+export async function withControlPlane<T>(
+  options: { audit?: boolean; controllerManager?: boolean },
+  fn: (cp: ControlPlane & { auditLog?: string }, rest: RestClient) => Promise<T>,
+): Promise<T> {
+  const cp = await benchControlPlane(options);
+  const rest = await RestClient.create(cp.kubeConfig);
+  try {
+    return await fn(cp, rest);
+  } finally {
+    await rest.close();
+    await cp.stop();
+  }
 }
 
 /** A running kubeplug manager process. */

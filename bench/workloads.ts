@@ -7,13 +7,13 @@ import {
   type Kind,
   type KubeObject,
   kindOf,
-  RestClient,
+  type RestClient,
   type Service,
   ServiceKind,
 } from "../core/index.ts";
 import { type ControlPlane, ensureBinaries, ensureTools } from "../test/controlplane/index.ts";
 import { createAll, Managed, percentile, rssBytes, Tracker } from "./lib/harness.ts";
-import { benchControlPlane, startKubeplug, startRawFloor, startSampleController } from "./systems.ts";
+import { startKubeplug, startRawFloor, startSampleController, withControlPlane } from "./systems.ts";
 
 /** Sizes of a run; `smoke` shrinks them so the harness can be tested quickly. */
 export interface Sizes {
@@ -132,74 +132,54 @@ async function converge(trackers: Tracker<KubeObject>[], n: number, t0: number, 
 export async function convergenceWorkloads(s: Sizes, log: (m: string) => void) {
   const bin = await ensureBinaries();
   const out: Record<string, unknown> = {};
+  await withControlPlane({ audit: true }, async (cp, rest) => {
+    const kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers });
+    const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
+    await Promise.all(trackers.map((t) => t.informer.waitForSync()));
+    for (const t of trackers) t.reset();
+    const t0 = performance.now();
+    await createAll(rest, webAppPath, webApps(s.convergence));
+    const ms = await converge(trackers, s.convergence, t0, 600_000);
+    out.kubeplugConvergenceMs = ms;
+    log(`kubeplug converged ${s.convergence} WebApps in ${(ms / 1000).toFixed(2)} s`);
 
-  // kubeplug, with the audit log on for the idle cross-check.
-  {
-    const cp = await benchControlPlane({ audit: true });
-    const rest = await RestClient.create(cp.kubeConfig);
-    try {
-      const kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers });
-      const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
-      await Promise.all(trackers.map((t) => t.informer.waitForSync()));
-      for (const t of trackers) t.reset();
-      const t0 = performance.now();
-      await createAll(rest, webAppPath, webApps(s.convergence));
-      const ms = await converge(trackers, s.convergence, t0, 600_000);
-      out.kubeplugConvergenceMs = ms;
-      log(`kubeplug converged ${s.convergence} WebApps in ${(ms / 1000).toFixed(2)} s`);
+    // Workload 2: idle. Let trailing events settle, then count requests by verb from the
+    // operator's own metrics, cross-checked with the API server's audit log (user agent kubeplug).
+    await new Promise((r) => setTimeout(r, 2_000));
+    const before = await restCounts(kp.metricsUrl);
+    const windowStart = new Date();
+    await new Promise((r) => setTimeout(r, s.idleSeconds * 1000));
+    const windowEnd = new Date();
+    const after = await restCounts(kp.metricsUrl);
+    const byVerb = Object.fromEntries(Object.keys(after).map((v) => [v, (after[v] ?? 0) - (before[v] ?? 0)]));
+    await new Promise((r) => setTimeout(r, 1_500)); // the audit backend writes in batches
+    const audit = auditCounts(cp.auditLog as string, windowStart, windowEnd);
+    out.idle = { seconds: s.idleSeconds, operatorMetrics: byVerb, auditLog: audit };
+    log(`idle ${s.idleSeconds} s: metrics ${JSON.stringify(byVerb)}, audit ${JSON.stringify(audit)}`);
 
-      // Workload 2: idle. Let trailing events settle, then count requests by verb from the
-      // operator's own metrics, cross-checked with the API server's audit log (user agent kubeplug).
-      await new Promise((r) => setTimeout(r, 2_000));
-      const before = await restCounts(kp.metricsUrl);
-      const windowStart = new Date();
-      await new Promise((r) => setTimeout(r, s.idleSeconds * 1000));
-      const windowEnd = new Date();
-      const after = await restCounts(kp.metricsUrl);
-      const byVerb = Object.fromEntries(Object.keys(after).map((v) => [v, (after[v] ?? 0) - (before[v] ?? 0)]));
-      await new Promise((r) => setTimeout(r, 1_500)); // the audit backend writes in batches
-      const audit = auditCounts(cp.auditLog as string, windowStart, windowEnd);
-      out.idle = { seconds: s.idleSeconds, operatorMetrics: byVerb, auditLog: audit };
-      log(`idle ${s.idleSeconds} s: metrics ${JSON.stringify(byVerb)}, audit ${JSON.stringify(audit)}`);
-
-      // Workload 3: self-heal.
-      out.kubeplugSelfHealMs = await selfHeal(rest, s.selfHeal, (i) => `app-${i % s.convergence}`);
-      log(`self-heal p50 ${percentile(out.kubeplugSelfHealMs as number[], 50).toFixed(1)} ms`);
-      for (const t of trackers) await t.stop();
-      await kp.proc.stop();
-    } finally {
-      await rest.close();
-      await cp.stop();
-    }
-  }
-
-  // The raw floor.
-  {
-    const cp = await benchControlPlane();
-    const rest = await RestClient.create(cp.kubeConfig);
-    try {
-      await installWebAppCrd(rest);
-      const raw = await startRawFloor(cp.kubeconfigPath, NS, s.workers);
-      const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
-      await Promise.all(trackers.map((t) => t.informer.waitForSync()));
-      for (const t of trackers) t.reset();
-      const t0 = performance.now();
-      await createAll(rest, webAppPath, webApps(s.convergence));
-      out.rawFloorConvergenceMs = await converge(trackers, s.convergence, t0, 600_000);
-      log(`raw floor converged in ${((out.rawFloorConvergenceMs as number) / 1000).toFixed(2)} s`);
-      for (const t of trackers) await t.stop();
-      await raw.stop();
-    } finally {
-      await rest.close();
-      await cp.stop();
-    }
-  }
+    // Workload 3: self-heal.
+    out.kubeplugSelfHealMs = await selfHeal(rest, s.selfHeal, (i) => `app-${i % s.convergence}`);
+    log(`self-heal p50 ${percentile(out.kubeplugSelfHealMs as number[], 50).toFixed(1)} ms`);
+    for (const t of trackers) await t.stop();
+    await kp.proc.stop();
+  });
+  await withControlPlane({}, async (cp, rest) => {
+    await installWebAppCrd(rest);
+    const raw = await startRawFloor(cp.kubeconfigPath, NS, s.workers);
+    const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
+    await Promise.all(trackers.map((t) => t.informer.waitForSync()));
+    for (const t of trackers) t.reset();
+    const t0 = performance.now();
+    await createAll(rest, webAppPath, webApps(s.convergence));
+    out.rawFloorConvergenceMs = await converge(trackers, s.convergence, t0, 600_000);
+    log(`raw floor converged in ${((out.rawFloorConvergenceMs as number) / 1000).toFixed(2)} s`);
+    for (const t of trackers) await t.stop();
+    await raw.stop();
+  });
 
   // sample-controller as shipped, and with the client rate limit lifted and kubeplug's worker count.
   for (const variant of ["shipped", "tuned"] as const) {
-    const cp = await benchControlPlane();
-    const rest = await RestClient.create(cp.kubeConfig);
-    try {
+    await withControlPlane({}, async (cp, rest) => {
       await installFooCrd(cp);
       const binary = join(
         bin.sampleControllerArtifacts as string,
@@ -228,10 +208,7 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void) {
       }
       for (const t of trackers) await t.stop();
       await sc.stop();
-    } finally {
-      await rest.close();
-      await cp.stop();
-    }
+    });
   }
   return out;
 }
@@ -288,9 +265,7 @@ async function selfHeal(rest: RestClient, times: number, name: (i: number) => st
 /** Workload 4: admission round trip with and without webhooks; webhook server vs a bare HTTPS server. */
 export async function admissionWorkloads(s: Sizes, log: (m: string) => void) {
   const out: Record<string, unknown> = {};
-  const cp = await benchControlPlane({ controllerManager: false });
-  const rest = await RestClient.create(cp.kubeConfig);
-  try {
+  await withControlPlane({ controllerManager: false }, async (cp, rest) => {
     const kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers, webhooks: true });
     // run --install registers the webhooks once the server serves; wait until the API server calls them.
     const probe = async () => {
@@ -366,10 +341,7 @@ export async function admissionWorkloads(s: Sizes, log: (m: string) => void) {
     out.bareHttpsRps = bareRps;
     log(`webhook server ${kubeplugRps.toFixed(0)} req/s vs bare HTTPS ${bareRps.toFixed(0)} req/s`);
     await kp.proc.stop();
-  } finally {
-    await rest.close();
-    await cp.stop();
-  }
+  });
   return out;
 }
 
@@ -416,77 +388,62 @@ async function load(url: string, body: string, seconds: number): Promise<number>
 export async function memoryWorkloads(s: Sizes, log: (m: string) => void) {
   const bin = await ensureBinaries();
   const out: Record<string, unknown> = { sizes: s.memory };
-  // No controller manager: Deployments get no pods, so only what the operators cache is measured.
-  {
-    const cp = await benchControlPlane({ controllerManager: false });
-    const rest = await RestClient.create(cp.kubeConfig);
-    try {
-      let kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers });
-      const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
-      await Promise.all(trackers.map((t) => t.informer.waitForSync()));
-      const rss: number[] = [];
-      let created = 0;
-      for (const size of s.memory) {
-        await createAll(
-          rest,
-          webAppPath,
-          webApps(size - created).map((a, i) => ({ ...a, metadata: { ...a.metadata, name: `app-${created + i}` } })),
-        );
-        created = size;
-        await Promise.all(trackers.map((t) => t.waitFor(size, 900_000)));
-        await new Promise((r) => setTimeout(r, 3_000));
-        rss.push(rssBytes(kp.proc.pid));
-        log(`kubeplug RSS with ${size} WebApps (+ ${2 * size} children): ${(rss.at(-1) as number) / 2 ** 20} MiB`);
-      }
-      out.kubeplugRssBytes = rss;
-      await kp.proc.stop();
-      kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers, readyTimeoutMs: 600_000 });
-      out.kubeplugStartToReadyMs = kp.readyMs;
-      log(`kubeplug start to ready with ${created} WebApps: ${(kp.readyMs / 1000).toFixed(2)} s`);
-      for (const t of trackers) await t.stop();
-      await kp.proc.stop();
-    } finally {
-      await rest.close();
-      await cp.stop();
+  await withControlPlane({ controllerManager: false }, async (cp, rest) => {
+    let kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers });
+    const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
+    await Promise.all(trackers.map((t) => t.informer.waitForSync()));
+    const rss: number[] = [];
+    let created = 0;
+    for (const size of s.memory) {
+      await createAll(
+        rest,
+        webAppPath,
+        webApps(size - created).map((a, i) => ({ ...a, metadata: { ...a.metadata, name: `app-${created + i}` } })),
+      );
+      created = size;
+      await Promise.all(trackers.map((t) => t.waitFor(size, 900_000)));
+      await new Promise((r) => setTimeout(r, 3_000));
+      rss.push(rssBytes(kp.proc.pid));
+      log(`kubeplug RSS with ${size} WebApps (+ ${2 * size} children): ${(rss.at(-1) as number) / 2 ** 20} MiB`);
     }
-  }
-  {
-    const cp = await benchControlPlane({ controllerManager: false });
-    const rest = await RestClient.create(cp.kubeConfig);
-    try {
-      await installFooCrd(cp);
-      const binary = join(bin.sampleControllerArtifacts as string, "..", "bin", "sample-controller-tunable");
-      const sc = startSampleController(binary, cp.kubeconfigPath, { qps: 10_000, workers: s.workers });
-      const trackers = [
-        new Tracker(rest, FooKind, (f) => f.status !== undefined, { namespace: NS }),
-        new Tracker<Deployment>(rest, DeploymentKind, () => true, { namespace: NS }),
-      ] as unknown as Tracker<KubeObject>[];
-      await Promise.all(trackers.map((t) => t.informer.waitForSync()));
-      const rss: number[] = [];
-      let created = 0;
-      for (const size of s.memory) {
-        await createAll(
-          rest,
-          fooPath,
-          foos(size - created).map((f, i) => ({
-            ...f,
-            metadata: { ...f.metadata, name: `foo-${created + i}` },
-            spec: { ...f.spec, deploymentName: `foo-${created + i}` },
-          })),
-        );
-        created = size;
-        await Promise.all(trackers.map((t) => t.waitFor(size, 900_000)));
-        await new Promise((r) => setTimeout(r, 3_000));
-        rss.push(rssBytes(sc.pid));
-        log(`sample-controller RSS with ${size} Foos (+ ${size} Deployments): ${(rss.at(-1) as number) / 2 ** 20} MiB`);
-      }
-      out.sampleControllerRssBytes = rss;
-      for (const t of trackers) await t.stop();
-      await sc.stop();
-    } finally {
-      await rest.close();
-      await cp.stop();
+    out.kubeplugRssBytes = rss;
+    await kp.proc.stop();
+    kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers, readyTimeoutMs: 600_000 });
+    out.kubeplugStartToReadyMs = kp.readyMs;
+    log(`kubeplug start to ready with ${created} WebApps: ${(kp.readyMs / 1000).toFixed(2)} s`);
+    for (const t of trackers) await t.stop();
+    await kp.proc.stop();
+  });
+  await withControlPlane({ controllerManager: false }, async (cp, rest) => {
+    await installFooCrd(cp);
+    const binary = join(bin.sampleControllerArtifacts as string, "..", "bin", "sample-controller-tunable");
+    const sc = startSampleController(binary, cp.kubeconfigPath, { qps: 10_000, workers: s.workers });
+    const trackers = [
+      new Tracker(rest, FooKind, (f) => f.status !== undefined, { namespace: NS }),
+      new Tracker<Deployment>(rest, DeploymentKind, () => true, { namespace: NS }),
+    ] as unknown as Tracker<KubeObject>[];
+    await Promise.all(trackers.map((t) => t.informer.waitForSync()));
+    const rss: number[] = [];
+    let created = 0;
+    for (const size of s.memory) {
+      await createAll(
+        rest,
+        fooPath,
+        foos(size - created).map((f, i) => ({
+          ...f,
+          metadata: { ...f.metadata, name: `foo-${created + i}` },
+          spec: { ...f.spec, deploymentName: `foo-${created + i}` },
+        })),
+      );
+      created = size;
+      await Promise.all(trackers.map((t) => t.waitFor(size, 900_000)));
+      await new Promise((r) => setTimeout(r, 3_000));
+      rss.push(rssBytes(sc.pid));
+      log(`sample-controller RSS with ${size} Foos (+ ${size} Deployments): ${(rss.at(-1) as number) / 2 ** 20} MiB`);
     }
-  }
+    out.sampleControllerRssBytes = rss;
+    for (const t of trackers) await t.stop();
+    await sc.stop();
+  });
   return out;
 }
