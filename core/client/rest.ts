@@ -174,7 +174,10 @@ export class RestClient {
         body,
         signal: options.signal,
         allowH2: false,
-        ...(bodyTimeout !== undefined ? { bodyTimeout } : {}),
+        // Plain requests (lists included) must not hang on a silent connection for undici's default
+        // 300 s; watches pass bodyTimeout 0 and rely on the informer's own stall timer.
+        headersTimeout: 30_000,
+        bodyTimeout: bodyTimeout ?? 60_000,
       };
       return await this.dispatcher.request(request);
     } catch (err) {
