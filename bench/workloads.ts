@@ -11,8 +11,8 @@ import {
   type Service,
   ServiceKind,
 } from "../core/index.ts";
-import { type ControlPlane, ensureBinaries, ensureTools } from "../test/controlplane/index.ts";
-import { createAll, Managed, percentile, rssBytes, Tracker } from "./lib/harness.ts";
+import { type ControlPlane, ensureBinaries, ensureTools, freePort } from "../test/controlplane/index.ts";
+import { createAll, Managed, percentile, rssBytes, Tracker, waitHttpOk } from "./lib/harness.ts";
 import { startKubeplug, startRawFloor, startSampleController, withControlPlane } from "./systems.ts";
 
 /** Sizes of a run; `smoke` shrinks them so the harness can be tested quickly. */
@@ -175,6 +175,38 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void) {
     log(`raw floor converged in ${((out.rawFloorConvergenceMs as number) / 1000).toFixed(2)} s`);
     for (const t of trackers) await t.stop();
     await raw.stop();
+  });
+
+  // The same Foo job as a kubeplug plugin: the like-for-like comparison with sample-controller.
+  await withControlPlane({}, async (cp, rest) => {
+    await installFooCrd(cp);
+    const [metrics, health] = [await freePort(), await freePort()];
+    const proc = new Managed("kubeplug-foo", process.execPath, [
+      join(import.meta.dirname, "baselines/foo-plugin.ts"),
+      "--kubeconfig",
+      cp.kubeconfigPath,
+      "--max-concurrent-reconciles",
+      String(s.workers),
+      "--metrics-bind-address",
+      `127.0.0.1:${metrics}`,
+      "--health-probe-bind-address",
+      `127.0.0.1:${health}`,
+      "--log-level",
+      "warn",
+    ]);
+    await waitHttpOk(`http://127.0.0.1:${health}/readyz`, 60_000);
+    const trackers = [
+      new Tracker(rest, FooKind, (f) => f.status !== undefined, { namespace: NS }),
+      new Tracker<Deployment>(rest, DeploymentKind, () => true, { namespace: NS }),
+    ] as unknown as Tracker<KubeObject>[];
+    await Promise.all(trackers.map((t) => t.informer.waitForSync()));
+    const t0 = performance.now();
+    await createAll(rest, fooPath, foos(s.convergence));
+    const ms = await converge(trackers, s.convergence, t0, 900_000);
+    out.kubeplugFooConvergenceMs = ms;
+    log(`kubeplug (Foo plugin) converged ${s.convergence} Foos in ${(ms / 1000).toFixed(2)} s`);
+    for (const t of trackers) await t.stop();
+    await proc.stop();
   });
 
   // sample-controller as shipped, and with the client rate limit lifted and kubeplug's worker count.

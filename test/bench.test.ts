@@ -19,6 +19,7 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
     const f = results.figures;
     for (const key of [
       "kubeplugConvergenceMs",
+      "kubeplugFooConvergenceMs",
       "rawFloorConvergenceMs",
       "sampleControllerShippedConvergenceMs",
       "sampleControllerTunedConvergenceMs",
