@@ -5,8 +5,7 @@
  * prints `kubectl get webapp,deployment,service` as it converges. Ctrl-C stops everything it started.
  */
 import { execFile } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { createManager, parseManagerConfig } from "../core/index.ts";
 import { plugins } from "../plugins/index.ts";

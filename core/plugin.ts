@@ -8,11 +8,11 @@ import type { Client } from "./client/client.ts";
 import type { ForStep } from "./controller/builder.ts";
 import type { EventRecorder } from "./events/recorder.ts";
 import type { Kind } from "./kinds.ts";
-import type { KubeObject } from "./object.ts";
 import type { Logger } from "./logger.ts";
 import type { ManagerConfig } from "./manager/config.ts";
 import type { Check } from "./manager/health.ts";
 import type { Metrics } from "./metrics/metrics.ts";
+import type { KubeObject } from "./object.ts";
 
 /** An RBAC rule, as in a ClusterRole. No wildcards: name every group, resource and verb. */
 export interface PolicyRule {
