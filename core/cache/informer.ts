@@ -21,6 +21,7 @@ import type { Kind } from "../kinds.ts";
 import { collectionPath } from "../kinds.ts";
 import { type Logger, silentLogger } from "../logger.ts";
 import { type KubeObject, objectKey } from "../object.ts";
+import { sleep } from "../sleep.ts";
 import { Store, toStored } from "./store.ts";
 
 /** Callbacks for changes; any may be omitted. */
@@ -43,18 +44,6 @@ export interface InformerOptions {
   backoffMs?: readonly [number, number];
   logger?: Logger;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 
 /** See the module comment. */
 export class Informer<T extends KubeObject = KubeObject> {

@@ -16,6 +16,7 @@ import type { Client } from "../client/client.ts";
 import { isAlreadyExists, isConflict, isNotFound } from "../client/rest.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics/metrics.ts";
+import { sleep } from "../sleep.ts";
 
 /** Lease timings in ms; defaults are controller-runtime's (15 s, 10 s, 2 s). */
 export interface LeaseTimings {
@@ -35,18 +36,6 @@ export interface LeaderElectorOptions extends LeaseTimings {
   logger: Logger;
   metrics: Metrics;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 
 /** A unique identity: host name plus a random suffix (two processes on one host never collide). */
 export function defaultIdentity(): string {
