@@ -1,7 +1,15 @@
 /** Runs one AdmissionReview request through a registered webhook: schema, then plugin handler. */
 import type { Client, KubeObject } from "../core/index.ts";
 import { type AdmissionContext, isCustomKind, type WebhookEntry } from "./registry.ts";
-import { type AdmissionRequest, type AdmissionResponse, causesFromZod, denial, type FieldCause, jsonPatch } from "./review.ts";
+import {
+  type AdmissionRequest,
+  type AdmissionResponse,
+  causesFromZod,
+  denial,
+  type FieldCause,
+  jsonPatch,
+  type PatchOp,
+} from "./review.ts";
 
 /** Fills in what `target` lacks from `defaults` (recursively for objects); never changes what is set. */
 function fillMissing(target: unknown, defaults: unknown): unknown {
@@ -30,14 +38,23 @@ export async function admit(entry: WebhookEntry, request: AdmissionRequest, clie
     return { uid: request.uid, allowed: true };
   }
   const { causes, defaulted } = schemaCauses(entry, object);
+  // `object` was parsed from this request's body and belongs to this call alone, so handlers get it
+  // without a defensive copy; only the defaulter's input is copied, to diff against the original.
+  // (structuredClone and whole-object diffs were a tenth of the webhook server's CPU in profiles.)
   if (entry.type === "mutating") {
     // A spec the schema rejects cannot be defaulted into a valid one: deny here, with every field
     // named, before the API server's own validation reports them one format at a time.
     if (causes.length > 0) return denial(request, causes);
-    let result: KubeObject = structuredClone(object);
-    if (defaulted !== undefined) (result as { spec?: unknown }).spec = defaulted;
-    if (entry.defaulter) result = (await entry.defaulter(result, ctx)) ?? result;
-    const ops = jsonPatch(object, result);
+    const spec = (object as { spec?: unknown }).spec;
+    let ops: PatchOp[];
+    if (!entry.defaulter) {
+      ops = jsonPatch(spec, defaulted, "/spec");
+    } else {
+      let result = JSON.parse(JSON.stringify(object)) as KubeObject;
+      if (defaulted !== undefined) (result as { spec?: unknown }).spec = defaulted;
+      result = (await entry.defaulter(result, ctx)) ?? result;
+      ops = jsonPatch(object, result);
+    }
     if (ops.length === 0) return { uid: request.uid, allowed: true };
     return {
       uid: request.uid,
@@ -46,7 +63,7 @@ export async function admit(entry: WebhookEntry, request: AdmissionRequest, clie
       patch: Buffer.from(JSON.stringify(ops)).toString("base64"),
     };
   }
-  const found = entry.validator ? await entry.validator(structuredClone(object), ctx) : {};
+  const found = entry.validator ? await entry.validator(object, ctx) : {};
   const all = [...causes, ...(found.causes ?? [])];
   const warnings = found.warnings ?? [];
   if (all.length > 0) return denial(request, all, warnings);

@@ -1,5 +1,5 @@
 /**
- * The shared HTTPS admission server (express on node's https), on every replica.
+ * The shared HTTPS admission server (node's https), on every replica.
  *
  * Guarantees: TLS 1.2 or later only; it starts serving once a certificate is available and swaps
  * certificates in place (`setSecureContext`: new handshakes get the new one, open connections are
@@ -8,13 +8,13 @@
  * AdmissionReview v1 (400), for an unknown path (404) or for a kind the webhook does not serve (400).
  * Responses echo the request uid.
  */
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
-import express from "express";
 import type { Client, Logger, Metrics, Runnable } from "../core/index.ts";
 import { admit } from "./admit.ts";
 import type { CertSource } from "./certs/source.ts";
-import type { WebhookRegistry } from "./registry.ts";
+import type { WebhookEntry, WebhookRegistry } from "./registry.ts";
 import { admissionReviewSchema, reviewResponse } from "./review.ts";
 
 /** Settings of the webhook server. */
@@ -53,31 +53,42 @@ export class WebhookServer implements Runnable {
     return (this.server?.address() as AddressInfo | null)?.port;
   }
 
-  /** The express app (exposed for tests of the routing without TLS). */
-  app(): express.Express {
+  /**
+   * The request handler. Plain node `http` rather than express: the server answers one kind of
+   * request (a POST of JSON to a path looked up in a Map) and express's per-request layers (router,
+   * prototype swaps, header helpers) cost a third of the server's CPU per admission under load
+   * (bench/README.md). The manager's health and metrics endpoints stay on express.
+   */
+  handler(): (req: IncomingMessage, res: ServerResponse) => void {
     const { registry, metrics, client } = this.o;
     const limit = this.o.bodyLimitBytes ?? 6 * 2 ** 20;
-    const app = express();
-    app.disable("x-powered-by");
-    // No ETags (admission responses are never cached), and the body goes out as one string: with a
-    // Buffer body node writes headers and body as two chunks (writev), which on TLS cost a quarter of
-    // the server's CPU in profiles.
-    app.disable("etag");
-    const reply = (res: express.Response, code: number, body: unknown) =>
-      res.status(code).set("content-type", "application/json; charset=utf-8").end(JSON.stringify(body));
-    const fail = (res: express.Response, code: number, message: string) => reply(res, code, { code, message });
-    // One handler instead of routes plus express.json(): the path is looked up in a Map, and the body
-    // is read with a size limit and parsed once (body-parser's layers were most of the per-request
-    // cost in profiles, next to TLS).
-    app.use(async (req, res) => {
+    // The body goes out as one string with its length: with a Buffer, or headers set one by one,
+    // node writes headers and body as two chunks (writev), which on TLS cost a quarter of the CPU.
+    // The write waits for the check phase (setImmediate): written from the promise chain that runs
+    // inside the TLS socket's read callback, each response cost about 30 us more CPU (bench/README.md:
+    // 94 -> 64 us per admission under load); the delay is one event loop turn.
+    const reply = (res: ServerResponse, code: number, body: unknown) => {
+      const text = JSON.stringify(body);
+      setImmediate(() => {
+        res.writeHead(code, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
+        res.end(text);
+      });
+    };
+    const fail = (res: ServerResponse, code: number, message: string) => reply(res, code, { code, message });
+    return (req, res) => {
+      const url = req.url ?? "/";
+      const q = url.indexOf("?");
+      const path = q < 0 ? url : url.slice(0, q);
       if (req.method !== "POST") {
-        fail(res, 405, `${req.method} ${req.path}: admission webhooks take POST requests`);
+        req.resume();
+        fail(res, 405, `${req.method} ${path}: admission webhooks take POST requests`);
         return;
       }
-      const entry = registry.get(req.path);
+      const entry = registry.get(path);
       if (!entry) {
+        req.resume();
         const known = registry.entries().map((e) => e.path);
-        fail(res, 404, `no webhook at ${req.path}; served paths: ${known.join(", ") || "none"}`);
+        fail(res, 404, `no webhook at ${path}; served paths: ${known.join(", ") || "none"}`);
         return;
       }
       // Every request to a webhook path is counted, bad ones included (as controller-runtime does).
@@ -95,48 +106,53 @@ export class WebhookServer implements Runnable {
         fail(res, 415, `Content-Type must be application/json, got ${type || "none"}`);
         return;
       }
-      const body = await readBody(req, limit);
-      if (body === undefined) {
-        fail(res, 413, `request body is larger than the ${limit / 2 ** 20} MiB limit`);
-        return;
-      }
-      let json: unknown;
-      try {
-        json = JSON.parse(body);
-      } catch (err) {
-        fail(res, 400, `request body is not valid JSON: ${(err as Error).message}`);
-        return;
-      }
-      try {
-        const parsed = admissionReviewSchema.safeParse(json);
-        if (!parsed.success) {
-          const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ");
-          fail(res, 400, `not an AdmissionReview v1: ${problems}`);
+      readBody(req, limit, (body) => {
+        if (body === undefined) {
+          fail(res, 413, `request body is larger than the ${limit / 2 ** 20} MiB limit`);
           return;
         }
-        const request = parsed.data.request;
-        const { kind } = entry;
-        if (request.kind.group !== kind.group || request.kind.kind !== kind.kind || request.kind.version !== kind.version) {
-          const got = `${request.kind.group}/${request.kind.version}/${request.kind.kind}`;
-          const want = `${kind.group}/${kind.version}/${kind.kind}`;
-          reply(
-            res,
-            400,
-            reviewResponse({
-              uid: request.uid,
-              allowed: false,
-              status: { code: 400, message: `${entry.path} admits ${want}, not ${got}` },
-            }),
-          );
-          return;
-        }
-        reply(res, 200, reviewResponse(await admit(entry, request, client)));
-      } catch (err) {
-        this.log.error({ err: err instanceof Error ? err.stack : String(err), webhook: entry.path }, "admission handler failed");
-        fail(res, 500, `admission handler failed: ${err instanceof Error ? err.message : String(err)}`);
-      }
-    });
-    return app;
+        this.review(entry, body, client).then(
+          ([code, answer]) => reply(res, code, answer),
+          (err: unknown) => {
+            this.log.error(
+              { err: err instanceof Error ? err.stack : String(err), webhook: entry.path },
+              "admission handler failed",
+            );
+            fail(res, 500, `admission handler failed: ${err instanceof Error ? err.message : String(err)}`);
+          },
+        );
+      });
+    };
+  }
+
+  /** The answer to one request body: the status code and the body to send. */
+  private async review(entry: WebhookEntry, body: string, client: Client): Promise<[number, unknown]> {
+    let json: unknown;
+    try {
+      json = JSON.parse(body);
+    } catch (err) {
+      return [400, { code: 400, message: `request body is not valid JSON: ${(err as Error).message}` }];
+    }
+    const parsed = admissionReviewSchema.safeParse(json);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ");
+      return [400, { code: 400, message: `not an AdmissionReview v1: ${problems}` }];
+    }
+    const request = parsed.data.request;
+    const { kind } = entry;
+    if (request.kind.group !== kind.group || request.kind.kind !== kind.kind || request.kind.version !== kind.version) {
+      const got = `${request.kind.group}/${request.kind.version}/${request.kind.kind}`;
+      const want = `${kind.group}/${kind.version}/${kind.kind}`;
+      return [
+        400,
+        reviewResponse({
+          uid: request.uid,
+          allowed: false,
+          status: { code: 400, message: `${entry.path} admits ${want}, not ${got}` },
+        }),
+      ];
+    }
+    return [200, reviewResponse(await admit(entry, request, client))];
   }
 
   async start(signal: AbortSignal): Promise<void> {
@@ -150,7 +166,7 @@ export class WebhookServer implements Runnable {
       });
       if (!cert) return;
     }
-    const server = createServer({ cert: cert.cert, key: cert.key, minVersion: "TLSv1.2" }, this.app());
+    const server = createServer({ cert: cert.cert, key: cert.key, minVersion: "TLSv1.2" }, this.handler());
     this.server = server;
     certs.onChange((next) => {
       server.setSecureContext({ cert: next.cert, key: next.key, minVersion: "TLSv1.2" });
@@ -178,16 +194,15 @@ export class WebhookServer implements Runnable {
   }
 }
 
-/** Reads a request body as text; undefined (after draining the rest) when it exceeds `limit` bytes. */
-async function readBody(req: NodeJS.ReadableStream, limit: number): Promise<string | undefined> {
+/** Reads a request body as text; `undefined` (after draining the rest) when it exceeds `limit` bytes. */
+function readBody(req: IncomingMessage, limit: number, done: (body: string | undefined) => void): void {
+  // Events rather than `for await`: the async iterator cost more per request than the admission.
   const chunks: Buffer[] = [];
   let size = 0;
-  let tooLarge = false;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) tooLarge = true;
+  req.on("data", (chunk: Buffer) => {
+    size += chunk.length;
     // Past the limit the rest is read and dropped, so the client gets the 413 instead of a reset.
-    if (!tooLarge) chunks.push(chunk as Buffer);
-  }
-  return tooLarge ? undefined : Buffer.concat(chunks).toString("utf8");
+    if (size <= limit) chunks.push(chunk);
+  });
+  req.on("end", () => done(size > limit ? undefined : Buffer.concat(chunks, size).toString("utf8")));
 }
