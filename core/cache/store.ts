@@ -32,7 +32,12 @@ function deepFreeze<T>(value: T): T {
 
 /** Prepares an object for storage: drops managedFields, freezes it. Mutates the argument. */
 export function toStored<T extends KubeObject>(obj: T): T {
-  if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+  if (obj.metadata?.managedFields) {
+    // A new metadata object without the field, not `delete`: deleting a property turns V8's object
+    // into a dictionary, which made every cached object about a quarter larger (bench/README.md).
+    const { managedFields: _, ...metadata } = obj.metadata;
+    obj.metadata = metadata;
+  }
   return deepFreeze(obj);
 }
 
