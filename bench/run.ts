@@ -4,12 +4,11 @@
  * suite uses it to check the harness) and writes to `--out` instead.
  */
 
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureBinaries, KUBERNETES_VERSION } from "../test/controlplane/index.ts";
-import { percentile } from "./lib/harness.ts";
 import { type Results, renderMarkdown } from "./report.ts";
 import { admissionWorkloads, convergenceWorkloads, FULL, memoryWorkloads, SMOKE } from "./workloads.ts";
 
@@ -19,13 +18,18 @@ const { values } = parseArgs({
 });
 const root = join(import.meta.dirname, "..");
 const sizes = values.smoke ? SMOKE : FULL;
-const only = new Set((values.only ?? "convergence,admission,memory").split(","));
+const WORKLOADS = ["convergence", "admission", "memory", "pepr"] as const;
+const only = new Set((values.only ?? WORKLOADS.join(",")).split(",").map((w) => w.trim()));
+for (const w of only) {
+  if (!(WORKLOADS as readonly string[]).includes(w)) {
+    process.stderr.write(`bench: unknown workload "${w}" in --only; choose from ${WORKLOADS.join(", ")} (comma-separated)\n`);
+    process.exit(2);
+  }
+}
 const log = (m: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 
-await ensureBinaries();
 const { execFileSync } = await import("node:child_process");
 const bin = await ensureBinaries();
-const tunable = join(bin.sampleControllerArtifacts as string, "..", "bin", "sample-controller-tunable");
 log("building the env-tunable sample-controller if missing (first run only)");
 execFileSync(
   "flock",
@@ -37,7 +41,6 @@ execFileSync(
   ],
   { stdio: "inherit" },
 );
-void tunable;
 
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
 const results: Results = {
@@ -66,9 +69,14 @@ if (only.has("memory")) Object.assign(results.figures, await memoryWorkloads(siz
 const stamp = results.date.slice(0, 10);
 const outDir = values.out ?? join(root, "bench", "results");
 mkdirSync(outDir, { recursive: true });
-writeFileSync(join(outDir, `${stamp}.json`), `${JSON.stringify(results, null, 2)}\n`);
+const file = join(outDir, `${stamp}.json`);
+// A partial run (--only) replaces its own figures in the day's file and keeps the others.
+if (values.only && existsSync(file)) {
+  const earlier = JSON.parse(readFileSync(file, "utf8")) as Results;
+  if (earlier.smoke === results.smoke) results.figures = { ...earlier.figures, ...results.figures };
+}
+writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
 const markdown = renderMarkdown(results);
 writeFileSync(values.out ? join(outDir, "RESULTS.md") : join(root, "bench", "RESULTS.md"), markdown);
 process.stdout.write(markdown);
-void percentile;
 process.exit(0);

@@ -65,7 +65,6 @@ export async function startKubeplug(
 ): Promise<KubeplugProcess & { readyMs: number }> {
   const [metrics, health, webhook] = [await freePort(), await freePort(), await freePort()];
   const args = [
-    join(root, "cli/main.ts"),
     "run",
     "--install",
     "--kubeconfig",
@@ -84,7 +83,8 @@ export async function startKubeplug(
     "warn",
   ];
   const started = performance.now();
-  const proc = new Managed("kubeplug", process.execPath, args);
+  // Through bin/kubeplug, the command the image and the chart run, with its Node flags.
+  const proc = new Managed("kubeplug", join(root, "bin/kubeplug"), args);
   const healthUrl = `http://127.0.0.1:${health}`;
   await waitHttpOk(`${healthUrl}/readyz`, options.readyTimeoutMs ?? 120_000).catch((err: unknown) => {
     throw new Error(`${String(err)}\n${proc.output}`);
