@@ -75,15 +75,6 @@ export function renderMarkdown(r: Results): string {
       "(reference)",
       "",
     ]);
-    if (conv.pepr?.length)
-      rows.push([
-        `Convergence, ${n} WebApps: kubeplug vs Pepr (same job), median of ${conv.pepr.length}`,
-        shown("kubeplug"),
-        shown("pepr"),
-        ratio(kp, med("pepr")),
-        "(peer)",
-        "",
-      ]);
   }
   const idle = f.idle as
     | { seconds: number; operatorMetrics: Record<string, number>; auditLog: Record<string, number> }
@@ -223,6 +214,17 @@ export function renderMarkdown(r: Results): string {
     "|---|---|---|---|---|---|",
     ...rows.map((row) => `| ${row.join(" | ")} |`),
   ].join("\n");
+  const peer = peprRows(f, conv, n, sizes, kRss);
+  const peprTable = peer.length
+    ? [
+        "## Pepr, the TypeScript peer (same WebApp job, `pepr dev`, bench/peers/pepr)",
+        "",
+        "| figure | kubeplug | Pepr | kubeplug / Pepr |",
+        "|---|---|---|---|",
+        ...peer.map((row) => `| ${row.join(" | ")} |`),
+        "",
+      ].join("\n")
+    : "Pepr was not part of this run (`npm run bench` includes it; `--only` without `pepr` leaves it out).\n";
   return `# Benchmark results
 
 ${r.smoke ? "**Smoke run (tiny sizes): checks the harness, not the figures.**\n\n" : ""}Run ${r.date} on ${r.machine.cpus} × ${r.machine.cpuModel}, ${r.machine.memoryGiB} GiB, Linux ${r.machine.kernel}.
@@ -230,10 +232,91 @@ Versions: kubeplug ${r.versions.kubeplug}, Node ${r.versions.node}, Kubernetes $
 Each system runs against its own fresh control plane; kubeplug and the baselines use ${(r.sizes as unknown as { workers: number }).workers} workers.
 Baselines: the raw API floor (bench/baselines/raw-floor.ts) makes exactly the operator's writes at the same concurrency;
 sample-controller is measured as shipped and with client-go's rate limit lifted (bench/baselines/build-sample-controller.sh).
-Pepr is not measured yet (see bench/README.md).
+Pepr runs the same WebApp job as a Pepr 1.1.4 module under \`pepr dev\` (one process serves its webhooks and runs its watches).
 
 ${table}
 
+${peprTable}
 Raw data: bench/results/${r.date.slice(0, 10)}.json. Regenerate with \`npm run bench\`.
 `;
+}
+
+/** Rows comparing kubeplug with Pepr: [figure, kubeplug, Pepr, ratio]. */
+function peprRows(
+  f: Record<string, never>,
+  conv: Record<string, number[]> | undefined,
+  n: number,
+  sizes: number[],
+  kRss: number[] | undefined,
+): [string, string, string, string][] {
+  const rows: [string, string, string, string][] = [];
+  const med = (xs: number[] | undefined) => (xs?.length ? percentile(xs, 50) : undefined);
+  if (conv?.pepr?.length) {
+    rows.push([
+      `Convergence, ${n} WebApps, median of ${conv.pepr.length}`,
+      s(med(conv.kubeplug)),
+      s(med(conv.pepr)),
+      ratio(med(conv.kubeplug), med(conv.pepr)),
+    ]);
+  }
+  const heal = f.kubeplugSelfHealMs as number[] | undefined;
+  const pHeal = f.peprSelfHealMs as number[] | undefined;
+  if (pHeal) {
+    for (const p of [50, 99]) {
+      const [k, q] = [heal && percentile(heal, p), percentile(pHeal, p)];
+      rows.push([`Self-heal p${p}, ${pHeal.length} Deployment deletions`, ms(k), ms(q), ratio(k, q)]);
+    }
+  }
+  type Adm = { withWebhooksMs: number[]; withoutWebhooksMs: number[] };
+  const overhead = (a: Adm | undefined, p: number) =>
+    a ? percentile(a.withWebhooksMs, p) - percentile(a.withoutWebhooksMs, p) : undefined;
+  const [kAdm, pAdm] = [f.admission as Adm | undefined, f.peprAdmission as Adm | undefined];
+  if (pAdm) {
+    for (const p of [50, 99]) {
+      rows.push([
+        `Admission overhead p${p} (create with webhooks minus without)`,
+        ms(overhead(kAdm, p)),
+        ms(overhead(pAdm, p)),
+        ratio(overhead(kAdm, p), overhead(pAdm, p)),
+      ]);
+    }
+  }
+  type Runs = { rps: number; cpuUsPerRequest: number }[];
+  const kLoad = f.webhookLoad as { kubeplug: Runs; bare: Runs } | undefined;
+  const pLoad = f.peprWebhookLoad as { pepr: Runs; bare: Runs } | undefined;
+  if (pLoad) {
+    const m = (runs: Runs | undefined, key: "rps" | "cpuUsPerRequest") =>
+      runs
+        ? percentile(
+            runs.map((x) => x[key]),
+            50,
+          )
+        : undefined;
+    const rel = (a: number | undefined, b: number | undefined) => (a === undefined || !b ? "n/a" : `${(a / b).toFixed(2)}x`);
+    rows.push([
+      "Webhook server req/s (and as a share of the bare HTTPS server in the same run)",
+      kLoad ? `${m(kLoad.kubeplug, "rps")?.toFixed(0)} (${rel(m(kLoad.kubeplug, "rps"), m(kLoad.bare, "rps"))})` : "n/a",
+      `${m(pLoad.pepr, "rps")?.toFixed(0)} (${rel(m(pLoad.pepr, "rps"), m(pLoad.bare, "rps"))})`,
+      ratio(m(kLoad?.kubeplug, "rps"), m(pLoad.pepr, "rps")),
+    ]);
+    rows.push([
+      "Webhook server CPU per request",
+      kLoad ? `${m(kLoad.kubeplug, "cpuUsPerRequest")?.toFixed(0)} us` : "n/a",
+      `${m(pLoad.pepr, "cpuUsPerRequest")?.toFixed(0)} us`,
+      ratio(m(kLoad?.kubeplug, "cpuUsPerRequest"), m(pLoad.pepr, "cpuUsPerRequest")),
+    ]);
+  }
+  const pRss = f.peprRssBytes as number[] | undefined;
+  if (pRss) {
+    sizes.forEach((size, i) => {
+      rows.push([`RSS with ${size} WebApps and their children`, mib(kRss?.[i]), mib(pRss[i]), ratio(kRss?.[i], pRss[i])]);
+    });
+    if (sizes.length >= 2) {
+      const span = ((sizes.at(-1) as number) - (sizes[0] as number)) * 3;
+      const per = (r: number[] | undefined) => (r ? ((r.at(-1) as number) - (r[0] as number)) / span : undefined);
+      const kb = (v: number | undefined) => (v === undefined ? "n/a" : `${(v / 1024).toFixed(2)} KiB`);
+      rows.push(["Memory per cached object (RSS growth / objects)", kb(per(kRss)), kb(per(pRss)), ratio(per(kRss), per(pRss))]);
+    }
+  }
+  return rows;
 }

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureBinaries, KUBERNETES_VERSION } from "../test/controlplane/index.ts";
 import { type Results, renderMarkdown } from "./report.ts";
-import { admissionWorkloads, convergenceWorkloads, FULL, memoryWorkloads, SMOKE } from "./workloads.ts";
+import { admissionWorkloads, convergenceWorkloads, FULL, memoryWorkloads, peprWorkloads, SMOKE } from "./workloads.ts";
 
 const { values } = parseArgs({
   options: { smoke: { type: "boolean" }, out: { type: "string" }, only: { type: "string" } },
@@ -62,9 +62,13 @@ const results: Results = {
   figures: {},
 };
 
-if (only.has("convergence")) Object.assign(results.figures, await convergenceWorkloads(sizes, log));
+// Pepr takes part in the convergence rounds and has its own admission and memory runs; `--only`
+// without "pepr" leaves it out (it installs ~210 MB on first use).
+const pepr = only.has("pepr");
+if (only.has("convergence")) Object.assign(results.figures, await convergenceWorkloads(sizes, log, { pepr }));
 if (only.has("admission")) Object.assign(results.figures, await admissionWorkloads(sizes, log));
 if (only.has("memory")) Object.assign(results.figures, await memoryWorkloads(sizes, log));
+if (pepr) Object.assign(results.figures, await peprWorkloads(sizes, log));
 
 const stamp = results.date.slice(0, 10);
 const outDir = values.out ?? join(root, "bench", "results");

@@ -13,6 +13,7 @@ import {
 } from "../core/index.ts";
 import { type ControlPlane, ensureBinaries, ensureTools, freePort } from "../test/controlplane/index.ts";
 import { createAll, Managed, percentile, rssBytes, Tracker, waitHttpOk } from "./lib/harness.ts";
+import { ensurePepr, startPepr } from "./pepr.ts";
 import { startKubeplug, startRawFloor, startSampleController, withControlPlane } from "./systems.ts";
 
 /** Sizes of a run; `smoke` shrinks them so the harness can be tested quickly. */
@@ -133,7 +134,13 @@ async function converge(trackers: Tracker<KubeObject>[], n: number, t0: number, 
 }
 
 /** The systems measured for convergence; each round starts each on a fresh control plane. */
-export type ConvergenceSystem = "kubeplug" | "rawFloor" | "kubeplugFoo" | "sampleControllerTuned" | "sampleControllerShipped";
+export type ConvergenceSystem =
+  | "kubeplug"
+  | "rawFloor"
+  | "kubeplugFoo"
+  | "sampleControllerTuned"
+  | "sampleControllerShipped"
+  | "pepr";
 
 /**
  * Workload 1 (+2 and 3 for kubeplug and sample-controller): convergence, idle requests, self-heal.
@@ -142,14 +149,16 @@ export type ConvergenceSystem = "kubeplug" | "rawFloor" | "kubeplugFoo" | "sampl
  * report gives the median and the range. sample-controller as shipped (5 qps) runs once: it takes
  * minutes and is a reference, not a target.
  */
-export async function convergenceWorkloads(s: Sizes, log: (m: string) => void) {
+export async function convergenceWorkloads(s: Sizes, log: (m: string) => void, options: { pepr: boolean }) {
   const out: Record<string, unknown> = {};
+  if (options.pepr) await ensurePepr(log);
   const times: Record<ConvergenceSystem, number[]> = {
     kubeplug: [],
     rawFloor: [],
     kubeplugFoo: [],
     sampleControllerTuned: [],
     sampleControllerShipped: [],
+    pepr: [],
   };
   const record = (system: ConvergenceSystem, ms: number, round: number, what: string) => {
     times[system].push(ms);
@@ -160,6 +169,7 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void) {
     record("rawFloor", await convergeRawFloor(s), round, "WebApps");
     record("kubeplugFoo", await convergeFooPlugin(s), round, "Foos");
     record("sampleControllerTuned", await convergeSampleController(s, "tuned", round === 0 ? out : undefined), round, "Foos");
+    if (options.pepr) record("pepr", await convergePepr(s, log, round === 0 ? out : undefined), round, "WebApps");
   }
   record("sampleControllerShipped", await convergeSampleController(s, "shipped"), 0, "Foos");
   out.convergenceMs = times;
@@ -217,6 +227,29 @@ async function convergeRawFloor(s: Sizes): Promise<number> {
     } finally {
       for (const t of trackers) await t.stop();
       await raw.stop();
+    }
+  });
+}
+
+/** Pepr doing the WebApp job (bench/peers/pepr); with `extras`, also self-heal. */
+async function convergePepr(s: Sizes, log: (m: string) => void, extras?: Record<string, unknown>): Promise<number> {
+  return withControlPlane({}, async (cp, rest) => {
+    await installWebAppCrd(rest);
+    const pepr = await startPepr(cp, log);
+    const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
+    try {
+      await Promise.all(trackers.map((t) => t.informer.waitForSync()));
+      const t0 = performance.now();
+      await createAll(rest, webAppPath, webApps(s.convergence));
+      const ms = await converge(trackers, s.convergence, t0, 900_000);
+      if (extras) {
+        extras.peprSelfHealMs = await selfHeal(rest, s.selfHeal, (i) => `app-${i % s.convergence}`);
+        log(`Pepr self-heal p50 ${percentile(extras.peprSelfHealMs as number[], 50).toFixed(1)} ms`);
+      }
+      return ms;
+    } finally {
+      for (const t of trackers) await t.stop();
+      await pepr.stop();
     }
   });
 }
@@ -345,88 +378,153 @@ async function selfHeal(rest: RestClient, times: number, name: (i: number) => st
   return results;
 }
 
+/** Sequential creates of `n` WebApps; the round trip of each in ms. */
+async function timeCreates(rest: RestClient, n: number, prefix: string): Promise<number[]> {
+  const times: number[] = [];
+  for (const app of webApps(n, prefix)) {
+    const t0 = performance.now();
+    await rest.request("POST", webAppPath(), { body: app });
+    times.push(performance.now() - t0);
+  }
+  return times;
+}
+
+/** Round trips with the webhooks registered, then with every webhook configuration deleted. */
+async function createsWithAndWithout(rest: RestClient, s: Sizes, log: (m: string) => void, who: string) {
+  const withHooks = await timeCreates(rest, s.admission, "hooked");
+  for (const plural of ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"]) {
+    const list = await rest.request<{ items: KubeObject[] }>("GET", `/apis/admissionregistration.k8s.io/v1/${plural}`);
+    for (const item of list.items)
+      await rest.request("DELETE", `/apis/admissionregistration.k8s.io/v1/${plural}/${item.metadata.name}`);
+  }
+  const without = await timeCreates(rest, s.admission, "plain");
+  log(
+    `${who} admission p50/p99 with webhooks ${percentile(withHooks, 50).toFixed(2)}/${percentile(withHooks, 99).toFixed(2)} ms, without ${percentile(without, 50).toFixed(2)}/${percentile(without, 99).toFixed(2)} ms`,
+  );
+  return { withWebhooksMs: withHooks, withoutWebhooksMs: without };
+}
+
+/** The AdmissionReview the load runs send: a valid WebApp CREATE. */
+const LOAD_REVIEW = JSON.stringify({
+  apiVersion: "admission.k8s.io/v1",
+  kind: "AdmissionReview",
+  request: {
+    uid: "bench",
+    kind: { group: "webapp.example.com", version: "v1", kind: "WebApp" },
+    resource: { group: "webapp.example.com", version: "v1", resource: "webapps" },
+    operation: "CREATE",
+    namespace: NS,
+    name: "x",
+    userInfo: { username: "bench" },
+    object: webApps(1, "load")[0],
+  },
+});
+
+/**
+ * A webhook server under load against a bare node HTTPS server (bench/baselines/bare-https.ts)
+ * answering the bytes the server answered. The two alternate so drift in machine load hits both
+ * alike; the report takes medians. Besides requests/s, each server's CPU time per request (from
+ * /proc) is recorded: it varies far less between rounds on a shared machine than throughput does.
+ */
+async function loadAgainstBare(url: string, serverPid: number, s: Sizes, log: (m: string) => void, who: string) {
+  const answer = await fetchInsecure(url, LOAD_REVIEW);
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const answerFile = join(mkdtempSync(join(tmpdir(), "kubeplug-bare-")), "answer.json");
+  writeFileSync(answerFile, answer);
+  const bare = new Managed("bare-https", process.execPath, [join(import.meta.dirname, "baselines/bare-https.ts"), answerFile]);
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!/port \d+/.test(bare.output) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const bareUrl = `https://127.0.0.1:${/port (\d+)/.exec(bare.output)?.[1]}/`;
+    const runs = { server: [] as LoadResult[], bare: [] as LoadResult[] };
+    for (let round = 0; round < Math.max(2, s.rounds); round++) {
+      runs.server.push(await load(url, LOAD_REVIEW, s.loadSeconds, serverPid));
+      runs.bare.push(await load(bareUrl, LOAD_REVIEW, s.loadSeconds, bare.pid));
+      const [k, b] = [runs.server.at(-1) as LoadResult, runs.bare.at(-1) as LoadResult];
+      log(
+        `${who} webhook server ${k.rps.toFixed(0)} req/s (${k.cpuUsPerRequest.toFixed(0)} us CPU each) vs bare HTTPS ${b.rps.toFixed(0)} req/s (${b.cpuUsPerRequest.toFixed(0)} us)`,
+      );
+    }
+    return runs;
+  } finally {
+    await bare.stop();
+  }
+}
+
 /** Workload 4: admission round trip with and without webhooks; webhook server vs a bare HTTPS server. */
 export async function admissionWorkloads(s: Sizes, log: (m: string) => void) {
   const out: Record<string, unknown> = {};
   await withControlPlane({ controllerManager: false }, async (cp, rest) => {
     const kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers, webhooks: true });
-    // run --install registers the webhooks once the server serves; wait until the API server calls them.
-    const probe = async () => {
-      try {
-        await rest.request("POST", webAppPath(), { body: webApps(1, "probe")[0], query: { dryRun: "All" } });
-        const bad = { ...webApps(1, "probe")[0], spec: { image: "x", replicas: 11 } };
-        await rest.request("POST", webAppPath(), { body: bad, query: { dryRun: "All" } });
-        return false;
-      } catch (err) {
-        return /mwebapp|replicas must be between/.test(String(err));
+    try {
+      // run --install registers the webhooks once the server serves; wait until the API server calls them.
+      const probe = async () => {
+        try {
+          await rest.request("POST", webAppPath(), { body: webApps(1, "probe")[0], query: { dryRun: "All" } });
+          const bad = { ...webApps(1, "probe")[0], spec: { image: "x", replicas: 11 } };
+          await rest.request("POST", webAppPath(), { body: bad, query: { dryRun: "All" } });
+          return false;
+        } catch (err) {
+          return /mwebapp|replicas must be between/.test(String(err));
+        }
+      };
+      const deadline = Date.now() + 60_000;
+      while (!(await probe())) {
+        if (Date.now() > deadline) throw new Error(`webhooks never answered:\n${kp.proc.output}`);
+        await new Promise((r) => setTimeout(r, 200));
       }
-    };
-    const deadline = Date.now() + 60_000;
-    while (!(await probe())) {
-      if (Date.now() > deadline) throw new Error(`webhooks never answered:\n${kp.proc.output}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const timeCreates = async (prefix: string) => {
-      const times: number[] = [];
-      for (const app of webApps(s.admission, prefix)) {
-        const t0 = performance.now();
-        await rest.request("POST", webAppPath(), { body: app });
-        times.push(performance.now() - t0);
-      }
-      return times;
-    };
-    const withHooks = await timeCreates("hooked");
-    for (const plural of ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"]) {
-      const list = await rest.request<{ items: KubeObject[] }>("GET", `/apis/admissionregistration.k8s.io/v1/${plural}`);
-      for (const item of list.items)
-        await rest.request("DELETE", `/apis/admissionregistration.k8s.io/v1/${plural}/${item.metadata.name}`);
-    }
-    const without = await timeCreates("plain");
-    out.admission = { withWebhooksMs: withHooks, withoutWebhooksMs: without };
-    log(
-      `admission p50/p99 with webhooks ${percentile(withHooks, 50).toFixed(2)}/${percentile(withHooks, 99).toFixed(2)} ms, without ${percentile(without, 50).toFixed(2)}/${percentile(without, 99).toFixed(2)} ms`,
-    );
-
-    // The webhook server alone against a bare node HTTPS server answering the same bytes.
-    const review = JSON.stringify({
-      apiVersion: "admission.k8s.io/v1",
-      kind: "AdmissionReview",
-      request: {
-        uid: "bench",
-        kind: { group: "webapp.example.com", version: "v1", kind: "WebApp" },
-        resource: { group: "webapp.example.com", version: "v1", resource: "webapps" },
-        operation: "CREATE",
-        namespace: NS,
-        name: "x",
-        userInfo: { username: "bench" },
-        object: webApps(1, "load")[0],
-      },
-    });
-    const url = `https://127.0.0.1:${kp.webhookPort}/validate-webapp-example-com-v1-webapp`;
-    const answer = await fetchInsecure(url, review);
-    const { mkdtempSync, writeFileSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const answerFile = join(mkdtempSync(join(tmpdir(), "kubeplug-bare-")), "answer.json");
-    writeFileSync(answerFile, answer);
-    const bare = new Managed("bare-https", process.execPath, [join(import.meta.dirname, "baselines/bare-https.ts"), answerFile]);
-    const deadline2 = Date.now() + 30_000;
-    while (!/port \d+/.test(bare.output) && Date.now() < deadline2) await new Promise((r) => setTimeout(r, 50));
-    const bareUrl = `https://127.0.0.1:${/port (\d+)/.exec(bare.output)?.[1]}/`;
-    // Alternate the two so drift in machine load hits both alike; the report takes the medians.
-    // Besides requests/s, each server's CPU time per request (from /proc) is recorded: it varies far
-    // less between rounds on a shared machine than throughput does.
-    const webhookLoad = { kubeplug: [] as LoadResult[], bare: [] as LoadResult[] };
-    for (let round = 0; round < Math.max(2, s.rounds); round++) {
-      webhookLoad.kubeplug.push(await load(url, review, s.loadSeconds, kp.proc.pid));
-      webhookLoad.bare.push(await load(bareUrl, review, s.loadSeconds, bare.pid));
-      const [k, b] = [webhookLoad.kubeplug.at(-1) as LoadResult, webhookLoad.bare.at(-1) as LoadResult];
-      log(
-        `webhook server ${k.rps.toFixed(0)} req/s (${k.cpuUsPerRequest.toFixed(0)} us CPU each) vs bare HTTPS ${b.rps.toFixed(0)} req/s (${b.cpuUsPerRequest.toFixed(0)} us)`,
+      out.admission = await createsWithAndWithout(rest, s, log, "kubeplug");
+      const runs = await loadAgainstBare(
+        `https://127.0.0.1:${kp.webhookPort}/validate-webapp-example-com-v1-webapp`,
+        kp.proc.pid,
+        s,
+        log,
+        "kubeplug",
       );
+      out.webhookLoad = { kubeplug: runs.server, bare: runs.bare };
+    } finally {
+      await kp.proc.stop();
     }
-    await bare.stop();
-    out.webhookLoad = webhookLoad;
-    await kp.proc.stop();
+  });
+  return out;
+}
+
+/** Workloads 4 and 5 for Pepr: admission round trips, its webhook server under load, memory. */
+export async function peprWorkloads(s: Sizes, log: (m: string) => void) {
+  await ensurePepr(log);
+  const out: Record<string, unknown> = {};
+  await withControlPlane({ controllerManager: false }, async (cp, rest) => {
+    await installWebAppCrd(rest);
+    const pepr = await startPepr(cp, log);
+    try {
+      // Its validating webhook's URL (https://localhost:3000/validate/<hash>...), before the
+      // configurations are deleted for the creates without webhooks.
+      const config = await rest.request<{ webhooks: { clientConfig: { url: string } }[] }>(
+        "GET",
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/pepr-kubeplug-bench",
+      );
+      const url = config.webhooks[0]?.clientConfig.url as string;
+      out.peprAdmission = await createsWithAndWithout(rest, s, log, "Pepr");
+      const runs = await loadAgainstBare(url, pepr.pids()[0] as number, s, log, "Pepr");
+      out.peprWebhookLoad = { pepr: runs.server, bare: runs.bare };
+    } finally {
+      await pepr.stop();
+    }
+  });
+  await withControlPlane({ controllerManager: false }, async (cp, rest) => {
+    await installWebAppCrd(rest);
+    const pepr = await startPepr(cp, log);
+    try {
+      const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
+      try {
+        out.peprRssBytes = await rssAtSizes(rest, s, trackers, createWebApps, () => sumRss(pepr.pids()), log, "Pepr");
+      } finally {
+        for (const t of trackers) await t.stop();
+      }
+    } finally {
+      await pepr.stop();
+    }
   });
   return out;
 }
@@ -485,6 +583,52 @@ async function load(url: string, body: string, seconds: number, serverPid: numbe
   return { rps: result.requests.average, cpuUsPerRequest: cpu / Math.max(1, result.requests.total) };
 }
 
+/** Creates WebApps `app-<from>` .. `app-<to - 1>`. */
+const createWebApps = (rest: RestClient, from: number, to: number) =>
+  createAll(
+    rest,
+    webAppPath,
+    webApps(to - from).map((a, i) => ({ ...a, metadata: { ...a.metadata, name: `app-${from + i}` } })),
+  );
+
+/** Creates Foos `foo-<from>` .. `foo-<to - 1>` (each with its own Deployment name). */
+const createFoos = (rest: RestClient, from: number, to: number) =>
+  createAll(
+    rest,
+    fooPath,
+    foos(to - from).map((f, i) => ({
+      ...f,
+      metadata: { ...f.metadata, name: `foo-${from + i}` },
+      spec: { ...f.spec, deploymentName: `foo-${from + i}` },
+    })),
+  );
+
+const sumRss = (pids: number[]) => pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
+
+/** Grows the objects to each of `s.memory` sizes; at each, once converged and settled, the RSS. */
+async function rssAtSizes(
+  rest: RestClient,
+  s: Sizes,
+  trackers: Tracker<KubeObject>[],
+  create: (rest: RestClient, from: number, to: number) => Promise<void>,
+  rss: () => number,
+  log: (m: string) => void,
+  who: string,
+): Promise<number[]> {
+  await Promise.all(trackers.map((t) => t.informer.waitForSync()));
+  const out: number[] = [];
+  let created = 0;
+  for (const size of s.memory) {
+    await create(rest, created, size);
+    created = size;
+    await Promise.all(trackers.map((t) => t.waitFor(size, 1_800_000)));
+    await new Promise((r) => setTimeout(r, 3_000));
+    out.push(rss());
+    log(`${who} RSS with ${size} objects and their children: ${((out.at(-1) as number) / 2 ** 20).toFixed(0)} MiB`);
+  }
+  return out;
+}
+
 /** Workload 5: memory with many objects in the cache, and start-to-ready at the largest size. */
 export async function memoryWorkloads(s: Sizes, log: (m: string) => void) {
   const bin = await ensureBinaries();
@@ -492,59 +636,36 @@ export async function memoryWorkloads(s: Sizes, log: (m: string) => void) {
   await withControlPlane({ controllerManager: false }, async (cp, rest) => {
     let kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers });
     const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
-    await Promise.all(trackers.map((t) => t.informer.waitForSync()));
-    const rss: number[] = [];
-    let created = 0;
-    for (const size of s.memory) {
-      await createAll(
-        rest,
-        webAppPath,
-        webApps(size - created).map((a, i) => ({ ...a, metadata: { ...a.metadata, name: `app-${created + i}` } })),
-      );
-      created = size;
-      await Promise.all(trackers.map((t) => t.waitFor(size, 900_000)));
-      await new Promise((r) => setTimeout(r, 3_000));
-      rss.push(rssBytes(kp.proc.pid));
-      log(`kubeplug RSS with ${size} WebApps (+ ${2 * size} children): ${(rss.at(-1) as number) / 2 ** 20} MiB`);
+    try {
+      out.kubeplugRssBytes = await rssAtSizes(rest, s, trackers, createWebApps, () => rssBytes(kp.proc.pid), log, "kubeplug");
+      await kp.proc.stop();
+      kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers, readyTimeoutMs: 600_000 });
+      out.kubeplugStartToReadyMs = kp.readyMs;
+      log(`kubeplug start to ready with ${s.memory.at(-1)} WebApps: ${(kp.readyMs / 1000).toFixed(2)} s`);
+    } finally {
+      for (const t of trackers) await t.stop();
+      await kp.proc.stop();
     }
-    out.kubeplugRssBytes = rss;
-    await kp.proc.stop();
-    kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers, readyTimeoutMs: 600_000 });
-    out.kubeplugStartToReadyMs = kp.readyMs;
-    log(`kubeplug start to ready with ${created} WebApps: ${(kp.readyMs / 1000).toFixed(2)} s`);
-    for (const t of trackers) await t.stop();
-    await kp.proc.stop();
   });
   await withControlPlane({ controllerManager: false }, async (cp, rest) => {
     await installFooCrd(cp);
     const binary = join(bin.sampleControllerArtifacts as string, "..", "bin", "sample-controller-tunable");
     const sc = startSampleController(binary, cp.kubeconfigPath, { qps: 10_000, workers: s.workers });
-    const trackers = [
-      new Tracker(rest, FooKind, (f) => f.status !== undefined, { namespace: NS }),
-      new Tracker<Deployment>(rest, DeploymentKind, () => true, { namespace: NS }),
-    ] as unknown as Tracker<KubeObject>[];
-    await Promise.all(trackers.map((t) => t.informer.waitForSync()));
-    const rss: number[] = [];
-    let created = 0;
-    for (const size of s.memory) {
-      await createAll(
+    const trackers = fooTrackers(rest);
+    try {
+      out.sampleControllerRssBytes = await rssAtSizes(
         rest,
-        fooPath,
-        foos(size - created).map((f, i) => ({
-          ...f,
-          metadata: { ...f.metadata, name: `foo-${created + i}` },
-          spec: { ...f.spec, deploymentName: `foo-${created + i}` },
-        })),
+        s,
+        trackers,
+        createFoos,
+        () => rssBytes(sc.pid),
+        log,
+        "sample-controller",
       );
-      created = size;
-      await Promise.all(trackers.map((t) => t.waitFor(size, 900_000)));
-      await new Promise((r) => setTimeout(r, 3_000));
-      rss.push(rssBytes(sc.pid));
-      log(`sample-controller RSS with ${size} Foos (+ ${size} Deployments): ${(rss.at(-1) as number) / 2 ** 20} MiB`);
+    } finally {
+      for (const t of trackers) await t.stop();
+      await sc.stop();
     }
-    out.sampleControllerRssBytes = rss;
-    for (const t of trackers) await t.stop();
-    await sc.stop();
   });
   return out;
 }

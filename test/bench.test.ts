@@ -18,7 +18,7 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
     assert.equal(results.smoke, true);
     const f = results.figures;
     const conv = f.convergenceMs as Record<string, number[]>;
-    for (const system of ["kubeplug", "rawFloor", "kubeplugFoo", "sampleControllerTuned", "sampleControllerShipped"]) {
+    for (const system of ["kubeplug", "rawFloor", "kubeplugFoo", "sampleControllerTuned", "sampleControllerShipped", "pepr"]) {
       assert.equal(conv[system]?.length, 1, `${system}: one round in a smoke run`);
       assert.ok((conv[system]?.[0] as number) > 0, `${system} converged`);
     }
@@ -36,7 +36,19 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
     assert.equal((f.sampleControllerRssBytes as number[]).length, 2);
     const idle = f.idle as { operatorMetrics: Record<string, number>; auditLog: Record<string, number> };
     assert.ok(idle.operatorMetrics && idle.auditLog, "idle requests counted two ways");
+    // Pepr, the TypeScript peer: the same workloads (1, 3, 4, 5).
+    assert.equal((f.peprSelfHealMs as number[]).length, 3);
+    const peprAdm = f.peprAdmission as { withWebhooksMs: number[]; withoutWebhooksMs: number[] };
+    assert.equal(peprAdm.withWebhooksMs.length, 10);
+    const peprLoad = f.peprWebhookLoad as Record<"pepr" | "bare", { rps: number; cpuUsPerRequest: number }[]>;
+    assert.ok(
+      peprLoad.pepr.every((run) => run.rps > 0 && run.cpuUsPerRequest > 0),
+      JSON.stringify(peprLoad),
+    );
+    assert.equal((f.peprRssBytes as number[]).length, 2);
     const md = readFileSync(join(out, "RESULTS.md"), "utf8");
+    assert.match(md, /## Pepr, the TypeScript peer/);
+    assert.match(md, /\| Convergence, 10 WebApps, median of 1 \|/);
     assert.match(md, /\| Convergence, 10 WebApps \(vs raw API floor\), median of 1 \|/);
     assert.match(md, /\| Webhook server CPU per request/);
     assert.match(md, /\| Memory per cached object/);
