@@ -50,8 +50,10 @@ export async function admit(entry: WebhookEntry, request: AdmissionRequest, clie
     if (!entry.defaulter) {
       ops = jsonPatch(spec, defaulted, "/spec");
     } else {
-      let result = JSON.parse(JSON.stringify(object)) as KubeObject;
-      if (defaulted !== undefined) (result as { spec?: unknown }).spec = defaulted;
+      // A deep copy taken after the schema defaults are in: `defaulted` shares nested values with
+      // `object.spec`, and a defaulter changing them in place must not change the original.
+      const withDefaults = defaulted === undefined ? object : { ...object, spec: defaulted };
+      let result = JSON.parse(JSON.stringify(withDefaults)) as KubeObject;
       result = (await entry.defaulter(result, ctx)) ?? result;
       ops = jsonPatch(object, result);
     }

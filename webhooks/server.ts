@@ -70,6 +70,7 @@ export class WebhookServer implements Runnable {
     const reply = (res: ServerResponse, code: number, body: unknown) => {
       const text = JSON.stringify(body);
       setImmediate(() => {
+        if (res.destroyed) return;
         res.writeHead(code, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
         res.end(text);
       });
@@ -91,13 +92,14 @@ export class WebhookServer implements Runnable {
         fail(res, 404, `no webhook at ${path}; served paths: ${known.join(", ") || "none"}`);
         return;
       }
-      // Every request to a webhook path is counted, bad ones included (as controller-runtime does).
+      // Every request to a webhook path is counted, bad ones included (as controller-runtime does);
+      // one the client gave up on (closed before the answer) is counted with code "aborted".
       const labels = { webhook: entry.path };
       const started = performance.now();
       metrics.webhookInFlight.inc(labels);
-      res.on("finish", () => {
+      res.once("close", () => {
         metrics.webhookInFlight.dec(labels);
-        metrics.webhookRequests.inc({ ...labels, code: String(res.statusCode) });
+        metrics.webhookRequests.inc({ ...labels, code: res.writableFinished ? String(res.statusCode) : "aborted" });
         metrics.webhookLatency.observe(labels, (performance.now() - started) / 1000);
       });
       const type = req.headers["content-type"] ?? "";
@@ -111,16 +113,17 @@ export class WebhookServer implements Runnable {
           fail(res, 413, `request body is larger than the ${limit / 2 ** 20} MiB limit`);
           return;
         }
-        this.review(entry, body, client).then(
-          ([code, answer]) => reply(res, code, answer),
-          (err: unknown) => {
+        // Any throw, in the handler or while serializing its answer, becomes a 500 (never an
+        // unhandled rejection, which would end the process).
+        this.review(entry, body, client)
+          .then(([code, answer]) => reply(res, code, answer))
+          .catch((err: unknown) => {
             this.log.error(
               { err: err instanceof Error ? err.stack : String(err), webhook: entry.path },
               "admission handler failed",
             );
             fail(res, 500, `admission handler failed: ${err instanceof Error ? err.message : String(err)}`);
-          },
-        );
+          });
       });
     };
   }
@@ -194,7 +197,11 @@ export class WebhookServer implements Runnable {
   }
 }
 
-/** Reads a request body as text; `undefined` (after draining the rest) when it exceeds `limit` bytes. */
+/**
+ * Reads a request body as text; `undefined` (after draining the rest) when it exceeds `limit` bytes.
+ * A request that breaks or is aborted mid-body gets no answer (its socket is gone); the response's
+ * `close` event still settles the metrics.
+ */
 function readBody(req: IncomingMessage, limit: number, done: (body: string | undefined) => void): void {
   // Events rather than `for await`: the async iterator cost more per request than the admission.
   const chunks: Buffer[] = [];
@@ -204,5 +211,6 @@ function readBody(req: IncomingMessage, limit: number, done: (body: string | und
     // Past the limit the rest is read and dropped, so the client gets the 413 instead of a reset.
     if (size <= limit) chunks.push(chunk);
   });
-  req.on("end", () => done(size > limit ? undefined : Buffer.concat(chunks, size).toString("utf8")));
+  req.once("end", () => done(size > limit ? undefined : Buffer.concat(chunks, size).toString("utf8")));
+  req.once("error", () => req.destroy());
 }
