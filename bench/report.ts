@@ -1,5 +1,5 @@
 /** Renders benchmark results as the RESULTS.md table: each figure, its baseline, the ratio, the target. */
-import { percentile } from "./lib/harness.ts";
+import { median, percentile } from "./lib/harness.ts";
 
 /** What bench/run.ts writes to bench/results/<date>.json. */
 export interface Results {
@@ -27,7 +27,7 @@ export function renderMarkdown(r: Results): string {
   const n = (r.sizes as unknown as { convergence: number }).convergence;
   const conv = f.convergenceMs as Record<string, number[]> | undefined;
   // Medians of the rounds, each shown with its range.
-  const med = (system: string) => (conv?.[system]?.length ? percentile(conv[system] as number[], 50) : undefined);
+  const med = (system: string) => (conv?.[system]?.length ? median(conv[system] as number[]) : undefined);
   const shown = (system: string) => {
     const all = conv?.[system];
     if (!all?.length) return "n/a";
@@ -140,15 +140,23 @@ export function renderMarkdown(r: Results): string {
     ]);
     rows.push(["Create round trip p99 (with vs without)", ms(w99), ms(o99), ratio(w99, o99), "", ""]);
     rows.push(["Admission overhead p99 (difference)", ms(w99 - o99), "", "", "< 3 ms", yes(w99 - o99 < 3)]);
+    const dry = (adm as { dryRun?: typeof adm }).dryRun;
+    if (dry) {
+      const [d50, d99] = [50, 99].map((p) => percentile(dry.withWebhooksMs, p) - percentile(dry.withoutWebhooksMs, p));
+      rows.push([
+        "Admission overhead p50 / p99, dry-run creates (nothing stored, so no reconcile load)",
+        `${ms(d50)} / ${ms(d99)}`,
+        "",
+        "",
+        "(diagnostic)",
+        "",
+      ]);
+    }
   }
   type LoadRuns = { rps: number; cpuUsPerRequest: number }[];
   const load = f.webhookLoad as { kubeplug: LoadRuns; bare: LoadRuns } | undefined;
   if (load) {
-    const m = (runs: LoadRuns, key: "rps" | "cpuUsPerRequest") =>
-      percentile(
-        runs.map((x) => x[key]),
-        50,
-      );
+    const m = (runs: LoadRuns, key: "rps" | "cpuUsPerRequest") => median(runs.map((x) => x[key]));
     const [kRps, bRps, kCpu, bCpu] = [
       m(load.kubeplug, "rps"),
       m(load.bare, "rps"),
@@ -172,7 +180,7 @@ export function renderMarkdown(r: Results): string {
       "",
     ]);
   }
-  const sizes = (f.sizes as number[] | undefined) ?? [];
+  const sizes = (r.sizes as unknown as { memory?: number[] }).memory ?? [];
   const kRss = f.kubeplugRssBytes as number[] | undefined;
   const sRss = f.sampleControllerRssBytes as number[] | undefined;
   if (kRss) {
@@ -250,7 +258,7 @@ function peprRows(
   kRss: number[] | undefined,
 ): [string, string, string, string][] {
   const rows: [string, string, string, string][] = [];
-  const med = (xs: number[] | undefined) => (xs?.length ? percentile(xs, 50) : undefined);
+  const med = (xs: number[] | undefined) => (xs?.length ? median(xs) : undefined);
   if (conv?.pepr?.length) {
     rows.push([
       `Convergence, ${n} WebApps, median of ${conv.pepr.length}`,
@@ -285,13 +293,7 @@ function peprRows(
   const kLoad = f.webhookLoad as { kubeplug: Runs; bare: Runs } | undefined;
   const pLoad = f.peprWebhookLoad as { pepr: Runs; bare: Runs } | undefined;
   if (pLoad) {
-    const m = (runs: Runs | undefined, key: "rps" | "cpuUsPerRequest") =>
-      runs
-        ? percentile(
-            runs.map((x) => x[key]),
-            50,
-          )
-        : undefined;
+    const m = (runs: Runs | undefined, key: "rps" | "cpuUsPerRequest") => (runs ? median(runs.map((x) => x[key])) : undefined);
     const rel = (a: number | undefined, b: number | undefined) => (a === undefined || !b ? "n/a" : `${(a / b).toFixed(2)}x`);
     rows.push([
       "Webhook server req/s (and as a share of the bare HTTPS server in the same run)",

@@ -41,11 +41,14 @@ export async function withControlPlane<T>(
   fn: (cp: ControlPlane & { auditLog?: string }, rest: RestClient) => Promise<T>,
 ): Promise<T> {
   const cp = await benchControlPlane(options);
-  const rest = await RestClient.create(cp.kubeConfig);
   try {
-    return await fn(cp, rest);
+    const rest = await RestClient.create(cp.kubeConfig);
+    try {
+      return await fn(cp, rest);
+    } finally {
+      await rest.close();
+    }
   } finally {
-    await rest.close();
     await cp.stop();
   }
 }
@@ -86,7 +89,8 @@ export async function startKubeplug(
   // Through bin/kubeplug, the command the image and the chart run, with its Node flags.
   const proc = new Managed("kubeplug", join(root, "bin/kubeplug"), args);
   const healthUrl = `http://127.0.0.1:${health}`;
-  await waitHttpOk(`${healthUrl}/readyz`, options.readyTimeoutMs ?? 120_000).catch((err: unknown) => {
+  await waitHttpOk(`${healthUrl}/readyz`, options.readyTimeoutMs ?? 120_000).catch(async (err: unknown) => {
+    await proc.stop();
     throw new Error(`${String(err)}\n${proc.output}`);
   });
   return {

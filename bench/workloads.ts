@@ -223,7 +223,9 @@ async function convergeRawFloor(s: Sizes): Promise<number> {
       await Promise.all(trackers.map((t) => t.informer.waitForSync()));
       const t0 = performance.now();
       await createAll(rest, webAppPath, webApps(s.convergence));
-      return await converge(trackers, s.convergence, t0, 600_000);
+      return await converge(trackers, s.convergence, t0, 600_000).catch((err: unknown) => {
+        throw new Error(`raw floor: ${String(err)}; its output:\n${raw.output}`);
+      });
     } finally {
       for (const t of trackers) await t.stop();
       await raw.stop();
@@ -390,7 +392,30 @@ const HOOKED_LABEL = "kubeplug-bench/webhooks";
  * what was just created, etcd syncing, GC), so their difference is the webhooks' cost rather than
  * the drift between two runs one after the other. The webhooks themselves are not otherwise changed.
  */
-async function createsWithAndWithout(rest: RestClient, s: Sizes, log: (m: string) => void, who: string) {
+async function createsWithAndWithout(
+  rest: RestClient,
+  s: Sizes,
+  log: (m: string) => void,
+  who: string,
+  configurations: { mutating: string; validating: string },
+) {
+  // Both configurations must exist before they are narrowed (an operator may register them one
+  // after the other); one added later would match the plain namespace too.
+  for (const [plural, name] of [
+    ["mutatingwebhookconfigurations", configurations.mutating],
+    ["validatingwebhookconfigurations", configurations.validating],
+  ] as const) {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        await rest.request("GET", `/apis/admissionregistration.k8s.io/v1/${plural}/${name}`);
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`${who}: ${plural}/${name} never appeared: ${String(err)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
   for (const ns of [HOOKED_NS, PLAIN_NS]) {
     const labels = ns === HOOKED_NS ? { [HOOKED_LABEL]: "on" } : {};
     await rest.request("POST", "/api/v1/namespaces", {
@@ -417,21 +442,37 @@ async function createsWithAndWithout(rest: RestClient, s: Sizes, log: (m: string
   // The API server picks up configuration changes from its own informer within milliseconds.
   await new Promise((r) => setTimeout(r, 2_000));
   const path = (ns: string) => `/apis/webapp.example.com/v1/namespaces/${ns}/webapps`;
-  const timed = async (ns: string, app: KubeObject) => {
-    const t0 = performance.now();
-    await rest.request("POST", path(ns), { body: { ...app, metadata: { ...app.metadata, namespace: ns } } });
-    return performance.now() - t0;
+  const series = async (prefix: string, dryRun: boolean) => {
+    const timed = async (ns: string, app: KubeObject) => {
+      const t0 = performance.now();
+      await rest.request("POST", path(ns), {
+        body: { ...app, metadata: { ...app.metadata, namespace: ns } },
+        ...(dryRun ? { query: { dryRun: "All" } } : {}),
+      });
+      return performance.now() - t0;
+    };
+    const withHooks: number[] = [];
+    const without: number[] = [];
+    // Pairs alternate which goes first, so neither series always follows the other's reconcile.
+    for (const [i, app] of webApps(s.admission, prefix).entries()) {
+      if (i % 2 === 0) {
+        withHooks.push(await timed(HOOKED_NS, app));
+        without.push(await timed(PLAIN_NS, app));
+      } else {
+        without.push(await timed(PLAIN_NS, app));
+        withHooks.push(await timed(HOOKED_NS, app));
+      }
+    }
+    log(
+      `${who} admission${dryRun ? " (dry run)" : ""} p50/p99 with webhooks ${percentile(withHooks, 50).toFixed(2)}/${percentile(withHooks, 99).toFixed(2)} ms, without ${percentile(without, 50).toFixed(2)}/${percentile(without, 99).toFixed(2)} ms`,
+    );
+    return { withWebhooksMs: withHooks, withoutWebhooksMs: without };
   };
-  const withHooks: number[] = [];
-  const without: number[] = [];
-  for (const app of webApps(s.admission, "adm")) {
-    withHooks.push(await timed(HOOKED_NS, app));
-    without.push(await timed(PLAIN_NS, app));
-  }
-  log(
-    `${who} admission p50/p99 with webhooks ${percentile(withHooks, 50).toFixed(2)}/${percentile(withHooks, 99).toFixed(2)} ms, without ${percentile(without, 50).toFixed(2)}/${percentile(without, 99).toFixed(2)} ms`,
-  );
-  return { withWebhooksMs: withHooks, withoutWebhooksMs: without };
+  // Real creates, which the operator then reconciles (its writes compete for the same 2 cores), and
+  // dry-run creates, which admit and validate but store nothing: the webhook path on a quiet system.
+  const real = await series("adm", false);
+  const dryRun = await series("dry", true);
+  return { ...real, dryRun };
 }
 
 /** The AdmissionReview the load runs send: a valid WebApp CREATE. */
@@ -504,7 +545,10 @@ export async function admissionWorkloads(s: Sizes, log: (m: string) => void) {
         if (Date.now() > deadline) throw new Error(`webhooks never answered:\n${kp.proc.output}`);
         await new Promise((r) => setTimeout(r, 200));
       }
-      out.admission = await createsWithAndWithout(rest, s, log, "kubeplug");
+      out.admission = await createsWithAndWithout(rest, s, log, "kubeplug", {
+        mutating: "kubeplug-mutating",
+        validating: "kubeplug-validating",
+      });
       const runs = await loadAgainstBare(
         `https://127.0.0.1:${kp.webhookPort}/validate-webapp-example-com-v1-webapp`,
         kp.proc.pid,
@@ -528,14 +572,16 @@ export async function peprWorkloads(s: Sizes, log: (m: string) => void) {
     await installWebAppCrd(rest);
     const pepr = await startPepr(cp, log);
     try {
-      // Its validating webhook's URL (https://localhost:3000/validate/<hash>...), before the
-      // configurations are deleted for the creates without webhooks.
+      // Its validating webhook's URL (https://localhost:3000/validate/<hash>...).
       const config = await rest.request<{ webhooks: { clientConfig: { url: string } }[] }>(
         "GET",
         "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/pepr-kubeplug-bench",
       );
       const url = config.webhooks[0]?.clientConfig.url as string;
-      out.peprAdmission = await createsWithAndWithout(rest, s, log, "Pepr");
+      out.peprAdmission = await createsWithAndWithout(rest, s, log, "Pepr", {
+        mutating: "pepr-kubeplug-bench",
+        validating: "pepr-kubeplug-bench",
+      });
       const runs = await loadAgainstBare(url, pepr.pids()[0] as number, s, log, "Pepr");
       out.peprWebhookLoad = { pepr: runs.server, bare: runs.bare };
     } finally {

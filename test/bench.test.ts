@@ -12,13 +12,18 @@ const root = join(import.meta.dirname, "..");
 test("the benchmark harness runs every workload end to end (smoke sizes)", async (t) => {
   const out = mkdtempSync(join(tmpdir(), "kubeplug-bench-"));
   try {
-    await run(process.execPath, [join(root, "bench/run.ts"), "--smoke", "--out", out], { cwd: root, maxBuffer: 16 * 2 ** 20 });
+    // Pepr stays out of npm test: it installs ~210 MB from the registry and needs the fixed port
+    // 3000. `npm run bench` includes it; test/pepr-peer.manual.ts checks the peer on its own.
+    await run(process.execPath, [join(root, "bench/run.ts"), "--smoke", "--only", "convergence,admission,memory", "--out", out], {
+      cwd: root,
+      maxBuffer: 16 * 2 ** 20,
+    });
     const json = readdirSync(out).find((f) => f.endsWith(".json")) as string;
     const results = JSON.parse(readFileSync(join(out, json), "utf8")) as { smoke: boolean; figures: Record<string, unknown> };
     assert.equal(results.smoke, true);
     const f = results.figures;
     const conv = f.convergenceMs as Record<string, number[]>;
-    for (const system of ["kubeplug", "rawFloor", "kubeplugFoo", "sampleControllerTuned", "sampleControllerShipped", "pepr"]) {
+    for (const system of ["kubeplug", "rawFloor", "kubeplugFoo", "sampleControllerTuned", "sampleControllerShipped"]) {
       assert.equal(conv[system]?.length, 1, `${system}: one round in a smoke run`);
       assert.ok((conv[system]?.[0] as number) > 0, `${system} converged`);
     }
@@ -36,19 +41,8 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
     assert.equal((f.sampleControllerRssBytes as number[]).length, 2);
     const idle = f.idle as { operatorMetrics: Record<string, number>; auditLog: Record<string, number> };
     assert.ok(idle.operatorMetrics && idle.auditLog, "idle requests counted two ways");
-    // Pepr, the TypeScript peer: the same workloads (1, 3, 4, 5).
-    assert.equal((f.peprSelfHealMs as number[]).length, 3);
-    const peprAdm = f.peprAdmission as { withWebhooksMs: number[]; withoutWebhooksMs: number[] };
-    assert.equal(peprAdm.withWebhooksMs.length, 10);
-    const peprLoad = f.peprWebhookLoad as Record<"pepr" | "bare", { rps: number; cpuUsPerRequest: number }[]>;
-    assert.ok(
-      peprLoad.pepr.every((run) => run.rps > 0 && run.cpuUsPerRequest > 0),
-      JSON.stringify(peprLoad),
-    );
-    assert.equal((f.peprRssBytes as number[]).length, 2);
     const md = readFileSync(join(out, "RESULTS.md"), "utf8");
-    assert.match(md, /## Pepr, the TypeScript peer/);
-    assert.match(md, /\| Convergence, 10 WebApps, median of 1 \|/);
+    assert.match(md, /Pepr was not part of this run/);
     assert.match(md, /\| Convergence, 10 WebApps \(vs raw API floor\), median of 1 \|/);
     assert.match(md, /\| Webhook server CPU per request/);
     assert.match(md, /\| Memory per cached object/);

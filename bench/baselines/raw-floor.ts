@@ -1,6 +1,7 @@
 /**
  * The raw API floor: exactly the writes the WebApp operator makes for each WebApp (finalizer patch,
- * Deployment create, Service create, status write), made directly at the same concurrency, reacting
+ * Deployment create, Service create, status write, and the two Events it records, sent without
+ * waiting as its event recorder does), made directly at the same concurrency, reacting
  * to the same watch. Nothing can converge much faster; the ratio to it is the framework's overhead.
  * Usage: node raw-floor.ts KUBECONFIG NAMESPACE WORKERS
  */
@@ -21,8 +22,32 @@ interface App {
 }
 
 const queue: App[] = [];
-let wake: (() => void) | undefined;
+// Every idle worker waits on its own wake-up; one shared variable left all but the last one asleep.
+const idle: (() => void)[] = [];
 const seen = new Set<string>();
+
+/** An Event about the WebApp, sent without waiting for it, as the operator's event recorder does. */
+function event(app: App, reason: string, message: string): void {
+  const now = new Date().toISOString();
+  const name = app.metadata.name;
+  rest
+    .request("POST", `/api/v1/namespaces/${namespace}/events`, {
+      body: {
+        apiVersion: "v1",
+        kind: "Event",
+        metadata: { name: `${name}.${Date.now().toString(16)}${Math.random().toString(16).slice(2, 6)}`, namespace },
+        involvedObject: { apiVersion: "webapp.example.com/v1", kind: "WebApp", name, namespace, uid: app.metadata.uid },
+        type: "Normal",
+        reason,
+        message,
+        count: 1,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        source: { component: "raw-floor" },
+      },
+    })
+    .catch((err: unknown) => process.stderr.write(`event: ${String(err)}\n`));
+}
 
 async function handle(app: App): Promise<void> {
   const name = app.metadata.name;
@@ -64,6 +89,7 @@ async function handle(app: App): Promise<void> {
       },
     },
   });
+  event(app, "DeploymentCreated", `Created Deployment ${name}`);
   await rest.request("POST", `/api/v1/namespaces/${namespace}/services`, {
     body: {
       apiVersion: "v1",
@@ -76,43 +102,53 @@ async function handle(app: App): Promise<void> {
       },
     },
   });
+  event(app, "ServiceCreated", `Created Service ${name}`);
   await rest.request("PATCH", `${base}/${name}/status`, {
     body: { status: { availableReplicas: 0, observedGeneration: app.metadata.generation } },
     contentType: PatchType.merge,
   });
 }
 
-const list = await rest.request<{ metadata: { resourceVersion: string }; items: App[] }>("GET", base);
 const enqueue = (app: App) => {
   if (seen.has(app.metadata.name)) return;
   seen.add(app.metadata.name);
   queue.push(app);
-  wake?.();
+  idle.shift()?.();
 };
-for (const app of list.items) enqueue(app);
 const abort = new AbortController();
 process.on("SIGTERM", () => abort.abort());
-void (async () => {
-  try {
-    for await (const event of rest.watch(base, { resourceVersion: list.metadata.resourceVersion }, abort.signal)) {
-      if (event.type === "ADDED") enqueue(event.object as unknown as App);
+// List, then watch from the list's version; when a watch ends or breaks, list and watch again (as an
+// informer would): a raw floor that silently stopped hearing events would never converge.
+const listAndWatch = async (): Promise<void> => {
+  while (!abort.signal.aborted) {
+    try {
+      const list = await rest.request<{ metadata: { resourceVersion: string }; items: App[] }>("GET", base);
+      for (const app of list.items) enqueue(app);
+      if (!ready) {
+        ready = true;
+        process.stdout.write("ready\n");
+      }
+      for await (const event of rest.watch(base, { resourceVersion: list.metadata.resourceVersion }, abort.signal)) {
+        if (event.type === "ADDED") enqueue(event.object as unknown as App);
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) process.stderr.write(`watch: ${String(err)}; listing again\n`);
     }
-  } catch {
-    // stopped
   }
-})();
-process.stdout.write("ready\n");
+};
+let ready = false;
+void listAndWatch();
 const loop = async () => {
   while (!abort.signal.aborted) {
     const app = queue.shift();
     if (!app) {
       await new Promise<void>((r) => {
-        wake = r;
+        idle.push(r);
         abort.signal.addEventListener("abort", () => r(), { once: true });
       });
       continue;
     }
-    await handle(app).catch((err: unknown) => process.stderr.write(`${String(err)}\n`));
+    await handle(app).catch((err: unknown) => process.stderr.write(`${app.metadata.name}: ${String(err)}\n`));
   }
 };
 await pool(
