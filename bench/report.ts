@@ -314,11 +314,21 @@ function peprRows(
       rows.push([`RSS with ${size} WebApps and their children`, mib(kRss?.[i]), mib(pRss[i]), ratio(kRss?.[i], pRss[i])]);
     });
     if (sizes.length >= 2) {
-      const span = ((sizes.at(-1) as number) - (sizes[0] as number)) * 3;
-      const per = (r: number[] | undefined) => (r ? ((r.at(-1) as number) - (r[0] as number)) / span : undefined);
+      // Over the sizes both reached (Pepr may stop before the largest): growth per object, each
+      // WebApp being 3 cached objects (itself, its Deployment and its Service).
+      const last = Math.min(kRss?.length ?? 0, pRss.length) - 1;
+      const span = ((sizes[last] as number) - (sizes[0] as number)) * 3;
+      const per = (r: number[] | undefined) =>
+        r && last >= 1 ? ((r[last] as number) - (r[0] as number)) / span : undefined;
       const kb = (v: number | undefined) => (v === undefined ? "n/a" : `${(v / 1024).toFixed(2)} KiB`);
-      rows.push(["Memory per cached object (RSS growth / objects)", kb(per(kRss)), kb(per(pRss)), ratio(per(kRss), per(pRss))]);
+      rows.push([
+        `Memory per cached object (RSS growth / objects, ${sizes[0]} to ${sizes[last] ?? "n/a"})`,
+        kb(per(kRss)),
+        kb(per(pRss)),
+        ratio(per(kRss), per(pRss)),
+      ]);
     }
+    if (f.peprMemoryError) rows.push(["Pepr memory run stopped", "", String(f.peprMemoryError).replaceAll("|", "/"), ""]);
   }
   return rows;
 }

@@ -596,8 +596,10 @@ export async function peprWorkloads(s: Sizes, log: (m: string) => void) {
       try {
         // Pepr may not keep up at the largest sizes (in the run of 2026-11-25 it reached 6,127 of
         // 10,000 WebApps in 30 minutes at 2.2 GiB): record that as the finding instead of losing
-        // every other figure of the run.
-        out.peprRssBytes = await rssAtSizes(rest, s, trackers, createWebApps, () => sumRss(pepr.pids()), log, "Pepr").catch(
+        // every other figure of the run, and give up after 10 minutes per size, not 30.
+        const sizes: number[] = [];
+        out.peprRssBytes = sizes;
+        await rssAtSizes(rest, s, trackers, createWebApps, () => sumRss(pepr.pids()), log, "Pepr", 600_000, sizes).catch(
           (err: unknown) => {
             out.peprMemoryError = String(err);
             log(`Pepr memory workload stopped: ${String(err)}`);
@@ -699,14 +701,16 @@ async function rssAtSizes(
   rss: () => number,
   log: (m: string) => void,
   who: string,
+  timeoutPerSizeMs = 1_800_000,
+  /** Filled size by size, so the caller keeps the sizes reached when a later one times out. */
+  out: number[] = [],
 ): Promise<number[]> {
   await Promise.all(trackers.map((t) => t.informer.waitForSync()));
-  const out: number[] = [];
   let created = 0;
   for (const size of s.memory) {
     await create(rest, created, size);
     created = size;
-    await Promise.all(trackers.map((t) => t.waitFor(size, 1_800_000)));
+    await Promise.all(trackers.map((t) => t.waitFor(size, timeoutPerSizeMs)));
     await new Promise((r) => setTimeout(r, 3_000));
     out.push(rss());
     log(`${who} RSS with ${size} objects and their children: ${((out.at(-1) as number) / 2 ** 20).toFixed(0)} MiB`);
