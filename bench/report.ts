@@ -318,8 +318,7 @@ function peprRows(
       // WebApp being 3 cached objects (itself, its Deployment and its Service).
       const last = Math.min(kRss?.length ?? 0, pRss.length) - 1;
       const span = ((sizes[last] as number) - (sizes[0] as number)) * 3;
-      const per = (r: number[] | undefined) =>
-        r && last >= 1 ? ((r[last] as number) - (r[0] as number)) / span : undefined;
+      const per = (r: number[] | undefined) => (r && last >= 1 ? ((r[last] as number) - (r[0] as number)) / span : undefined);
       const kb = (v: number | undefined) => (v === undefined ? "n/a" : `${(v / 1024).toFixed(2)} KiB`);
       rows.push([
         `Memory per cached object (RSS growth / objects, ${sizes[0]} to ${sizes[last] ?? "n/a"})`,
