@@ -20,8 +20,59 @@ const ratio = (a: number | undefined, b: number | undefined) =>
   a === undefined || b === undefined || !b ? "n/a" : `${(a / b).toFixed(2)}x`;
 const yes = (ok: boolean | undefined) => (ok === undefined ? "n/a" : ok ? "yes" : "**no**");
 
-/** The markdown report. */
-export function renderMarkdown(r: Results): string {
+/** The headline figures of one run, from either results schema (before 2026-11-26 one number per system). */
+function headline(r: Results) {
+  const f = r.figures as Record<string, unknown>;
+  const conv = f.convergenceMs as Record<string, number[]> | undefined;
+  const convOf = (system: string) =>
+    conv?.[system]?.length ? median(conv[system] as number[]) : (f[`${system}ConvergenceMs`] as number | undefined);
+  const adm = f.admission as { withWebhooksMs: number[]; withoutWebhooksMs: number[] } | undefined;
+  type Runs = { rps: number }[];
+  const load = f.webhookLoad as { kubeplug: Runs; bare: Runs } | undefined;
+  const rps = load
+    ? [median(load.kubeplug.map((x) => x.rps)), median(load.bare.map((x) => x.rps))]
+    : [f.webhookServerRps as number | undefined, f.bareHttpsRps as number | undefined];
+  const sizes = f.sizes as number[] | undefined;
+  const [k, sc] = [f.kubeplugRssBytes as number[] | undefined, f.sampleControllerRssBytes as number[] | undefined];
+  const perObject = (rss: number[] | undefined, perUnit: number) =>
+    rss && sizes && sizes.length >= 2
+      ? ((rss.at(-1) as number) - (rss[0] as number)) / (((sizes.at(-1) as number) - (sizes[0] as number)) * perUnit)
+      : undefined;
+  return {
+    kubeplug: convOf("kubeplug"),
+    rawFloor: convOf("rawFloor"),
+    admissionP99: adm ? percentile(adm.withWebhooksMs, 99) - percentile(adm.withoutWebhooksMs, 99) : undefined,
+    rps,
+    perObject: [perObject(k, 3), perObject(sc, 2)],
+  };
+}
+
+/**
+ * Before and after: the headline figures of every full run in the results directory, oldest first
+ * (`earlier`), so each optimization's effect stays on record in the generated report.
+ */
+function historyTable(earlier: Results[], current: Results): string {
+  const runs = [...earlier.filter((e) => !e.smoke && e.date !== current.date), current];
+  if (runs.length < 2) return "";
+  const rows = runs.map((run) => {
+    const h = headline(run);
+    const kib = (v: number | undefined) => (v === undefined ? "n/a" : `${(v / 1024).toFixed(2)}`);
+    return `| ${run.date.slice(0, 16).replace("T", " ")} | ${s(h.kubeplug)} / ${s(h.rawFloor)} (${ratio(h.kubeplug, h.rawFloor)}) | ${ms(h.admissionP99)} | ${h.rps[0]?.toFixed(0) ?? "n/a"} / ${h.rps[1]?.toFixed(0) ?? "n/a"} (${ratio(h.rps[0], h.rps[1])}) | ${kib(h.perObject[0])} / ${kib(h.perObject[1])} (${ratio(h.perObject[0], h.perObject[1])}) |`;
+  });
+  return `## Before and after (every full run on record)
+
+| run | convergence: kubeplug / raw floor | admission overhead p99 | webhook req/s: kubeplug / bare | KiB per cached object: kubeplug / sample-controller |
+|---|---|---|---|---|
+${rows.join("\n")}
+
+Runs before 2026-11-26: the raw floor ran 1 worker instead of 4 (a bug), so its convergence times and ratios are too
+flattering to kubeplug; the webhook server then ran on express. What changed between runs: bench/README.md.
+
+`;
+}
+
+/** The markdown report; `earlier` are earlier runs' results, for the before-and-after table. */
+export function renderMarkdown(r: Results, earlier: Results[] = []): string {
   const f = r.figures as Record<string, never>;
   const rows: Row[] = [];
   const n = (r.sizes as unknown as { convergence: number }).convergence;
@@ -51,6 +102,23 @@ export function renderMarkdown(r: Results): string {
       "<= 1.1x",
       yes(kp !== undefined && raw ? kp / raw <= 1.1 : undefined),
     ]);
+    const cpu = f.convergenceCpuMs as Record<"kubeplug" | "rawFloor", Record<string, number>[]> | undefined;
+    if (cpu?.kubeplug.length && cpu.rawFloor.length) {
+      // Median CPU seconds of each process over the rounds, kubeplug's setup against the raw floor's.
+      const names = ["operator", "apiserver", "etcd", "controllerManager"];
+      const cpuMed = (runs: Record<string, number>[], name: string) => median(runs.map((x) => x[name] ?? 0));
+      const total = (runs: Record<string, number>[]) => median(runs.map((x) => names.reduce((a, k) => a + (x[k] ?? 0), 0)));
+      const show = (runs: Record<string, number>[]) =>
+        `${names.map((k) => (cpuMed(runs, k) / 1000).toFixed(2)).join(" / ")} (total ${(total(runs) / 1000).toFixed(2)} s)`;
+      rows.push([
+        "CPU seconds while converging, median: operator / kube-apiserver / etcd / controller manager",
+        show(cpu.kubeplug),
+        show(cpu.rawFloor),
+        ratio(total(cpu.kubeplug), total(cpu.rawFloor)),
+        "(diagnostic)",
+        "",
+      ]);
+    }
     rows.push([
       `Convergence, ${n} Foos: kubeplug Foo plugin vs sample-controller (rate limit lifted, same workers, same 2 writes each), median of ${rounds}`,
       shown("kubeplugFoo"),
@@ -152,6 +220,24 @@ export function renderMarkdown(r: Results): string {
         "",
       ]);
     }
+    const t = (
+      adm as {
+        timings?: { apiserverCallMeanMs: Record<string, number | undefined>; handlerMeanMs?: number; eventLoopLagP99Ms?: number };
+      }
+    ).timings;
+    if (t) {
+      const calls = Object.entries(t.apiserverCallMeanMs)
+        .map(([type, v]) => `${type === "admit" ? "mutating" : type} ${ms(v)}`)
+        .join(", ");
+      rows.push([
+        "Where it goes (real creates): mean webhook call as the API server times it / as kubeplug's handler times it / kubeplug event loop delay p99",
+        `${calls} / ${ms(t.handlerMeanMs)} / ${ms(t.eventLoopLagP99Ms)}`,
+        "",
+        "",
+        "(diagnostic)",
+        "",
+      ]);
+    }
   }
   type LoadRuns = { rps: number; cpuUsPerRequest: number }[];
   const load = f.webhookLoad as { kubeplug: LoadRuns; bare: LoadRuns } | undefined;
@@ -245,7 +331,7 @@ Pepr runs the same WebApp job as a Pepr 1.1.4 module under \`pepr dev\` (one pro
 ${table}
 
 ${peprTable}
-Raw data: bench/results/${r.date.slice(0, 10)}.json. Regenerate with \`npm run bench\`.
+${historyTable(earlier, r)}Raw data: bench/results/${r.date.slice(0, 10)}.json. Regenerate with \`npm run bench\`.
 `;
 }
 

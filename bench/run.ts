@@ -4,7 +4,7 @@
  * suite uses it to check the harness) and writes to `--out` instead.
  */
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -81,10 +81,25 @@ const file = join(outDir, `${stamp}.json`);
 // A partial run (--only) replaces its own figures in the day's file and keeps the others.
 if (values.only && existsSync(file)) {
   const earlier = JSON.parse(readFileSync(file, "utf8")) as Results;
-  if (earlier.smoke === results.smoke) results.figures = { ...earlier.figures, ...results.figures };
+  if (earlier.smoke === results.smoke) {
+    // One level deep: `convergenceMs` of a run without Pepr keeps Pepr's earlier rounds.
+    const isMap = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);
+    const merged: Record<string, unknown> = { ...earlier.figures };
+    for (const [key, value] of Object.entries(results.figures)) {
+      const before = merged[key];
+      merged[key] = isMap(before) && isMap(value) ? { ...before, ...value } : value;
+    }
+    results.figures = merged;
+  }
 }
 writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-const markdown = renderMarkdown(results);
+const earlier = values.smoke
+  ? []
+  : readdirSync(outDir)
+      .filter((name) => /^\d{4}-\d{2}-\d{2}\.json$/.test(name) && name !== `${stamp}.json`)
+      .sort()
+      .map((name) => JSON.parse(readFileSync(join(outDir, name), "utf8")) as Results);
+const markdown = renderMarkdown(results, earlier);
 writeFileSync(values.out ? join(outDir, "RESULTS.md") : join(root, "bench", "RESULTS.md"), markdown);
 process.stdout.write(markdown);
 process.exit(0);

@@ -94,6 +94,8 @@ const HEADER_REFRESH_MS = 60_000;
 export class RestClient {
   readonly server: string;
   private readonly origin: string;
+  /** host:port, the `host` label of the request metrics. */
+  private readonly host: string;
   private readonly basePath: string;
   private readonly dispatcher: Dispatcher;
   private readonly kubeConfig: KubeConfig;
@@ -114,6 +116,7 @@ export class RestClient {
     this.server = cluster.server.replace(/\/+$/, "");
     const url = new URL(this.server);
     this.origin = url.origin;
+    this.host = url.host;
     this.basePath = url.pathname === "/" ? "" : url.pathname;
     this.kubeConfig = kc;
     this.dispatcher = dispatcher;
@@ -182,19 +185,25 @@ export class RestClient {
       return await this.dispatcher.request(request);
     } catch (err) {
       if (options.signal?.aborted) throw err;
-      this.metrics?.observe(method, "<error>", new URL(this.origin).host, 0);
+      this.metrics?.observe(method, "<error>", this.host, 0);
       throw new ApiError(method, path, 0, undefined, `cannot reach ${this.server}: ${(err as Error).message}`);
     }
   }
 
   /** Sends a request and returns the decoded JSON body; throws {@link ApiError} for status >= 400. */
   async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const text = await this.requestText(method, path, options);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** Like {@link request}, for answers that are not JSON (`/metrics`, pod logs): the body as text. */
+  async requestText(method: string, path: string, options: RequestOptions = {}): Promise<string> {
     const started = performance.now();
     const res = await this.send(method, path, options);
     const text = await res.body.text();
-    this.metrics?.observe(method, String(res.statusCode), new URL(this.origin).host, (performance.now() - started) / 1000);
+    this.metrics?.observe(method, String(res.statusCode), this.host, (performance.now() - started) / 1000);
     if (res.statusCode >= 400) throw new ApiError(method, path, res.statusCode, parseStatus(text), text.slice(0, 200));
-    return (text ? JSON.parse(text) : undefined) as T;
+    return text;
   }
 
   /**
@@ -205,7 +214,7 @@ export class RestClient {
     const started = performance.now();
     // bodyTimeout 0: a watch may be quiet for minutes; the informer runs its own stall timer.
     const res = await this.send("GET", path, { query: { ...query, watch: true }, signal }, 0);
-    this.metrics?.observe("GET", String(res.statusCode), new URL(this.origin).host, (performance.now() - started) / 1000);
+    this.metrics?.observe("GET", String(res.statusCode), this.host, (performance.now() - started) / 1000);
     if (res.statusCode !== 200) {
       const text = await res.body.text();
       throw new ApiError("GET", path, res.statusCode, parseStatus(text), text.slice(0, 200));
