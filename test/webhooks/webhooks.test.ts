@@ -405,6 +405,15 @@ describe("admission through the API server (self-managed certificates)", () => {
         says: /not an AdmissionReview v1: request\.uid: /,
       },
       {
+        what: "an object that is not a JSON object",
+        call: {
+          path: VALIDATE,
+          body: JSON.stringify({ ...valid, request: { ...valid.request, object: ["not", "an", "object"] } }),
+        },
+        status: 400,
+        says: /not an AdmissionReview v1: request\.object: must be an object/,
+      },
+      {
         what: "a 10 MB body",
         call: { path: MUTATE, body: JSON.stringify({ ...valid, padding: "x".repeat(10 * 1024 * 1024) }) },
         status: 413,
