@@ -20,6 +20,31 @@ const ratio = (a: number | undefined, b: number | undefined) =>
   a === undefined || b === undefined || !b ? "n/a" : `${(a / b).toFixed(2)}x`;
 const yes = (ok: boolean | undefined) => (ok === undefined ? "n/a" : ok ? "yes" : "**no**");
 
+/** Load runs: one per round, each server measured back to back with its bare peer. */
+type LoadRun = { rps: number; cpuUsPerRequest: number };
+
+/**
+ * The median of the rounds' ratios `a[i][key] / b[i][key]`, over the rounds both sides have and
+ * whose ratio is a finite number; undefined when there is none (shown as "n/a").
+ */
+function pairedRatio(a: LoadRun[] | undefined, b: LoadRun[] | undefined, key: keyof LoadRun): number | undefined {
+  if (!a || !b) return undefined;
+  const ratios = a
+    .slice(0, Math.min(a.length, b.length))
+    .map((x, i) => x[key] / (b[i] as LoadRun)[key])
+    .filter(Number.isFinite);
+  return ratios.length ? median(ratios) : undefined;
+}
+const times = (v: number | undefined) => (v === undefined ? "n/a" : `${v.toFixed(2)}x`);
+
+/** Which run each workload's figures come from (a partial run merges into the day's file). */
+function ranAtLine(r: Results): string {
+  const ranAt = (r.figures as { ranAt?: Record<string, string> }).ranAt;
+  if (!ranAt) return "";
+  const at = Object.entries(ranAt).map(([w, t]) => `${w} ${t.slice(11, 16)}`);
+  return `Workloads run at (UTC): ${at.join(", ")}.\n`;
+}
+
 /** The headline figures of one run, from either results schema (before 2026-11-26 one number per system). */
 function headline(r: Results) {
   const f = r.figures as Record<string, unknown>;
@@ -27,14 +52,14 @@ function headline(r: Results) {
   const convOf = (system: string) =>
     conv?.[system]?.length ? median(conv[system] as number[]) : (f[`${system}ConvergenceMs`] as number | undefined);
   const adm = f.admission as { withWebhooksMs: number[]; withoutWebhooksMs: number[] } | undefined;
-  type Runs = { rps: number }[];
+  type Runs = LoadRun[];
   const load = f.webhookLoad as { kubeplug: Runs; bare: Runs } | undefined;
   const rps = load
     ? [median(load.kubeplug.map((x) => x.rps)), median(load.bare.map((x) => x.rps))]
     : [f.webhookServerRps as number | undefined, f.bareHttpsRps as number | undefined];
   // Paired rounds (the runs of 2026-11-26 on): the median of the rounds' ratios.
   const rpsRatio = load
-    ? median(load.kubeplug.map((x, i) => x.rps / ((load.bare[i] as Runs[number]).rps || Number.NaN)))
+    ? pairedRatio(load.kubeplug, load.bare, "rps")
     : rps[0] !== undefined && rps[1]
       ? rps[0] / rps[1]
       : undefined;
@@ -64,7 +89,7 @@ function historyTable(earlier: Results[], current: Results): string {
   const rows = runs.map((run) => {
     const h = headline(run);
     const kib = (v: number | undefined) => (v === undefined ? "n/a" : `${(v / 1024).toFixed(2)}`);
-    return `| ${run.date.slice(0, 16).replace("T", " ")} | ${s(h.kubeplug)} / ${s(h.rawFloor)} (${ratio(h.kubeplug, h.rawFloor)}) | ${ms(h.admissionP99)} | ${h.rps[0]?.toFixed(0) ?? "n/a"} / ${h.rps[1]?.toFixed(0) ?? "n/a"} (${h.rpsRatio === undefined ? "n/a" : `${h.rpsRatio.toFixed(2)}x`}) | ${kib(h.perObject[0])} / ${kib(h.perObject[1])} (${ratio(h.perObject[0], h.perObject[1])}) |`;
+    return `| ${run.date.slice(0, 16).replace("T", " ")} | ${s(h.kubeplug)} / ${s(h.rawFloor)} (${ratio(h.kubeplug, h.rawFloor)}) | ${ms(h.admissionP99)} | ${h.rps[0]?.toFixed(0) ?? "n/a"} / ${h.rps[1]?.toFixed(0) ?? "n/a"} (${times(h.rpsRatio)}) | ${kib(h.perObject[0])} / ${kib(h.perObject[1])} (${ratio(h.perObject[0], h.perObject[1])}) |`;
   });
   return `## Before and after (every full run on record)
 
@@ -142,6 +167,17 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
       "(reference)",
       "",
     ]);
+    const audited = f.kubeplugAuditedConvergenceMs as number | undefined;
+    if (audited !== undefined) {
+      rows.push([
+        `Convergence, ${n} WebApps, with the API server's audit log on (the idle pass; not in the rounds)`,
+        s(audited),
+        "",
+        "",
+        "(reference)",
+        "",
+      ]);
+    }
     rows.push([
       `Convergence, ${n} (vs sample-controller as shipped: 5 qps, 2 workers)`,
       shown("kubeplug"),
@@ -257,21 +293,20 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
       m(load.bare, "cpuUsPerRequest"),
     ];
     // Each round ran the two servers back to back: the ratio is the median of the rounds' ratios.
-    const paired = (key: "rps" | "cpuUsPerRequest") =>
-      median(load.kubeplug.map((k, i) => k[key] / ((load.bare[i] as LoadRuns[number])[key] || Number.NaN)));
+    const rpsRatio = pairedRatio(load.kubeplug, load.bare, "rps");
     rows.push([
       `Webhook server alone vs bare node HTTPS (req/s, medians of ${load.kubeplug.length} rounds; ratio: median of the rounds' ratios)`,
       kRps.toFixed(0),
       bRps.toFixed(0),
-      `${paired("rps").toFixed(2)}x`,
+      times(rpsRatio),
       ">= 0.7x",
-      yes(paired("rps") >= 0.7),
+      yes(rpsRatio === undefined ? undefined : rpsRatio >= 0.7),
     ]);
     rows.push([
       "Webhook server CPU per request (same runs)",
       `${kCpu.toFixed(0)} us`,
       `${bCpu.toFixed(0)} us`,
-      `${paired("cpuUsPerRequest").toFixed(2)}x`,
+      times(pairedRatio(load.kubeplug, load.bare, "cpuUsPerRequest")),
       "",
       "",
     ]);
@@ -333,7 +368,7 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
 
 ${r.smoke ? "**Smoke run (tiny sizes): checks the harness, not the figures.**\n\n" : ""}Run ${r.date} on ${r.machine.cpus} × ${r.machine.cpuModel}, ${r.machine.memoryGiB} GiB, Linux ${r.machine.kernel}.
 Versions: kubeplug ${r.versions.kubeplug}, Node ${r.versions.node}, Kubernetes ${r.versions.kubernetes} (local control plane, one per system), sample-controller ${r.versions.sampleController}.
-Each system runs against its own fresh control plane; kubeplug and the baselines use ${(r.sizes as unknown as { workers: number }).workers} workers.
+${ranAtLine(r)}Each system runs against its own fresh control plane; kubeplug and the baselines use ${(r.sizes as unknown as { workers: number }).workers} workers.
 Baselines: the raw API floor (bench/baselines/raw-floor.ts) makes exactly the operator's writes at the same concurrency;
 sample-controller is measured as shipped and with client-go's rate limit lifted (bench/baselines/build-sample-controller.sh).
 Pepr runs the same WebApp job as a Pepr 1.1.4 module under \`pepr dev\` (one process serves its webhooks and runs its watches).
@@ -390,11 +425,11 @@ function peprRows(
   const pLoad = f.peprWebhookLoad as { pepr: Runs; bare: Runs } | undefined;
   if (pLoad) {
     const m = (runs: Runs | undefined, key: "rps" | "cpuUsPerRequest") => (runs ? median(runs.map((x) => x[key])) : undefined);
-    const rel = (a: number | undefined, b: number | undefined) => (a === undefined || !b ? "n/a" : `${(a / b).toFixed(2)}x`);
+
     rows.push([
       "Webhook server req/s (and as a share of the bare HTTPS server in the same run)",
-      kLoad ? `${m(kLoad.kubeplug, "rps")?.toFixed(0)} (${rel(m(kLoad.kubeplug, "rps"), m(kLoad.bare, "rps"))})` : "n/a",
-      `${m(pLoad.pepr, "rps")?.toFixed(0)} (${rel(m(pLoad.pepr, "rps"), m(pLoad.bare, "rps"))})`,
+      kLoad ? `${m(kLoad.kubeplug, "rps")?.toFixed(0)} (${times(pairedRatio(kLoad.kubeplug, kLoad.bare, "rps"))})` : "n/a",
+      `${m(pLoad.pepr, "rps")?.toFixed(0)} (${times(pairedRatio(pLoad.pepr, pLoad.bare, "rps"))})`,
       ratio(m(kLoad?.kubeplug, "rps"), m(pLoad.pepr, "rps")),
     ]);
     rows.push([

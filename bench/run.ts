@@ -69,10 +69,18 @@ const results: Results = {
 // Pepr takes part in the convergence rounds and has its own admission and memory runs; `--only`
 // without "pepr" leaves it out (it installs ~210 MB on first use).
 const pepr = only.has("pepr");
-if (only.has("convergence")) Object.assign(results.figures, await convergenceWorkloads(sizes, log, { pepr }));
-if (only.has("admission")) Object.assign(results.figures, await admissionWorkloads(sizes, log));
-if (only.has("memory")) Object.assign(results.figures, await memoryWorkloads(sizes, log));
-if (pepr) Object.assign(results.figures, await peprWorkloads(sizes, log));
+// When each workload ran: a partial run merges into the day's file, so the report says which
+// figures come from which run.
+const ranAt: Record<string, string> = {};
+const run = async (name: (typeof WORKLOADS)[number], fn: () => Promise<Record<string, unknown>>) => {
+  ranAt[name] = new Date().toISOString();
+  Object.assign(results.figures, await fn());
+};
+if (only.has("convergence")) await run("convergence", () => convergenceWorkloads(sizes, log, { pepr }));
+if (only.has("admission")) await run("admission", () => admissionWorkloads(sizes, log));
+if (only.has("memory")) await run("memory", () => memoryWorkloads(sizes, log));
+if (pepr) await run("pepr", () => peprWorkloads(sizes, log));
+results.figures.ranAt = ranAt;
 
 const stamp = results.date.slice(0, 10);
 const outDir = values.out ?? join(root, "bench", "results");
@@ -82,7 +90,8 @@ const file = join(outDir, `${stamp}.json`);
 if (values.only && existsSync(file)) {
   const earlier = JSON.parse(readFileSync(file, "utf8")) as Results;
   if (earlier.smoke === results.smoke) {
-    // One level deep: `convergenceMs` of a run without Pepr keeps Pepr's earlier rounds.
+    // One level deep: `convergenceMs` of a run without Pepr keeps Pepr's earlier rounds, and
+    // `ranAt` keeps the times of the workloads not run now.
     const isMap = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);
     const merged: Record<string, unknown> = { ...earlier.figures };
     for (const [key, value] of Object.entries(results.figures)) {

@@ -178,36 +178,39 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void, o
     times[system].push(ms);
     log(`round ${round + 1}/${s.rounds}: ${system} converged ${s.convergence} ${what} in ${(ms / 1000).toFixed(2)} s`);
   };
-  // Idle and self-heal need the API server's audit log, which costs the API server CPU: they get a
-  // pass of their own, so no timed kubeplug round runs on a slower control plane than its peers.
-  const audited = await convergeKubeplug(s, log, out);
+  // Idle needs the API server's audit log, which costs the API server CPU: it gets a kubeplug pass
+  // of its own, so no timed round (and no self-heal) runs on a slower control plane than its peers.
+  const audited = await convergeKubeplug(s, log, { idle: out });
   out.kubeplugAuditedConvergenceMs = audited;
   log(`kubeplug converged ${s.convergence} WebApps in ${(audited / 1000).toFixed(2)} s with audit logging (not in the rounds)`);
   // CPU time of the operator and of each control-plane process while converging: the framework's
-  // overhead over the raw floor shows up in the API server too (kubeplug also watches its children).
+  // overhead over the raw floor shows up in the API server too.
   const cpu: { kubeplug: Record<string, number>[]; rawFloor: Record<string, number>[] } = { kubeplug: [], rawFloor: [] };
   // Each compared pair takes turns going first (round 1 kubeplug first, round 2 the raw floor
   // first, ...): in paired runs the order alone moved a single result by more than the gap measured.
-  const pairs: (() => Promise<void>)[][] = [
+  // Self-heal runs after the timing of round 1, on a control plane without audit logging, for
+  // kubeplug, sample-controller and Pepr alike.
+  const pairs: ((round: number) => Promise<void>)[][] = [
     [
-      async () => {
-        record("kubeplug", await convergeKubeplug(s, log, undefined, cpu.kubeplug), round, "WebApps");
+      async (round) => {
+        const extras = round === 0 ? { selfHeal: out } : {};
+        record("kubeplug", await convergeKubeplug(s, log, { ...extras, cpu: cpu.kubeplug }), round, "WebApps");
         log(`  CPU ms: ${JSON.stringify(cpu.kubeplug.at(-1))}`);
       },
-      async () => {
+      async (round) => {
         record("rawFloor", await convergeRawFloor(s, cpu.rawFloor), round, "WebApps");
         log(`  CPU ms: ${JSON.stringify(cpu.rawFloor.at(-1))}`);
       },
     ],
     [
-      async () => record("kubeplugFoo", await convergeFooPlugin(s), round, "Foos"),
-      async () =>
+      async (round) => record("kubeplugFoo", await convergeFooPlugin(s), round, "Foos"),
+      async (round) =>
         record("sampleControllerTuned", await convergeSampleController(s, "tuned", round === 0 ? out : undefined), round, "Foos"),
     ],
   ];
-  let round = 0;
-  for (; round < s.rounds; round++) {
-    for (const pair of pairs) for (const run of round % 2 === 0 ? pair : [...pair].reverse()) await run();
+  for (let round = 0; round < s.rounds; round++) {
+    for (const pair of pairs) for (const run of round % 2 === 0 ? pair : [...pair].reverse()) await run(round);
+    // Pepr runs last in each round: it is a peer for reference, not one side of a target's ratio.
     if (options.pepr) record("pepr", await convergePepr(s, log, round === 0 ? out : undefined), round, "WebApps");
   }
   record("sampleControllerShipped", await convergeSampleController(s, "shipped"), 0, "Foos");
@@ -218,14 +221,18 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void, o
   return out;
 }
 
-/** kubeplug with the WebApp plugin; with `extras`, also the idle and self-heal workloads. */
+/**
+ * kubeplug with the WebApp plugin. With `idle`, on a control plane with audit logging, also the idle
+ * workload; with `selfHeal`, the self-heal workload; results go into the object given. `cpu` gets
+ * the CPU time of each process while converging.
+ */
 async function convergeKubeplug(
   s: Sizes,
   log: (m: string) => void,
-  extras?: Record<string, unknown>,
-  cpu?: Record<string, number>[],
+  options: { idle?: Record<string, unknown>; selfHeal?: Record<string, unknown>; cpu?: Record<string, number>[] } = {},
 ): Promise<number> {
-  return withControlPlane({ audit: !!extras }, async (cp, rest) => {
+  const { idle, selfHeal: heal, cpu } = options;
+  return withControlPlane({ audit: !!idle }, async (cp, rest) => {
     const kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers });
     const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
     try {
@@ -235,7 +242,12 @@ async function convergeKubeplug(
       await createAll(rest, webAppPath, webApps(s.convergence));
       const ms = await converge(trackers, s.convergence, t0, 600_000);
       cpu?.push(cpuSince(cpu0, cpuOf(cp, kp.proc.pid)));
-      if (!extras) return ms;
+      if (heal) {
+        // Workload 3: self-heal.
+        heal.kubeplugSelfHealMs = await selfHeal(rest, s.selfHeal, (i) => `app-${i % s.convergence}`);
+        log(`self-heal p50 ${percentile(heal.kubeplugSelfHealMs as number[], 50).toFixed(1)} ms`);
+      }
+      if (!idle) return ms;
 
       // Workload 2: idle. Let trailing events settle, then count requests by verb from the
       // operator's own metrics, cross-checked with the API server's audit log (user agent kubeplug).
@@ -248,12 +260,8 @@ async function convergeKubeplug(
       const byVerb = Object.fromEntries(Object.keys(after).map((v) => [v, (after[v] ?? 0) - (before[v] ?? 0)]));
       await new Promise((r) => setTimeout(r, 1_500)); // the audit backend writes in batches
       const audit = auditCounts(cp.auditLog as string, windowStart, windowEnd);
-      extras.idle = { seconds: s.idleSeconds, operatorMetrics: byVerb, auditLog: audit };
+      idle.idle = { seconds: s.idleSeconds, operatorMetrics: byVerb, auditLog: audit };
       log(`idle ${s.idleSeconds} s: metrics ${JSON.stringify(byVerb)}, audit ${JSON.stringify(audit)}`);
-
-      // Workload 3: self-heal.
-      extras.kubeplugSelfHealMs = await selfHeal(rest, s.selfHeal, (i) => `app-${i % s.convergence}`);
-      log(`self-heal p50 ${percentile(extras.kubeplugSelfHealMs as number[], 50).toFixed(1)} ms`);
       return ms;
     } finally {
       for (const t of trackers) await t.stop();
@@ -545,7 +553,7 @@ interface Timings {
 function histogramSums(text: string, name: string, by?: string): Record<string, { sum: number; count: number }> {
   const out: Record<string, { sum: number; count: number }> = {};
   for (const m of text.matchAll(new RegExp(`^${name}_(sum|count)(?:\\{([^}]*)\\})? (\\S+)$`, "gm"))) {
-    const group = (by && new RegExp(`${by}="([^"]*)"`).exec(m[2] ?? "")?.[1]) || "all";
+    const group = (by && new RegExp(`(?:^|,)${by}="([^"]*)"`).exec(m[2] ?? "")?.[1]) || "all";
     const entry = out[group] ?? { sum: 0, count: 0 };
     entry[m[1] as "sum" | "count"] += Number(m[3]);
     out[group] = entry;
@@ -693,7 +701,8 @@ export async function admissionWorkloads(s: Sizes, log: (m: string) => void) {
 /** Workloads 4 and 5 for Pepr: admission round trips, its webhook server under load, memory. */
 export async function peprWorkloads(s: Sizes, log: (m: string) => void) {
   await ensurePepr(log);
-  const out: Record<string, unknown> = {};
+  // Cleared on each run, so a partial run that succeeds does not keep an earlier run's failure.
+  const out: Record<string, unknown> = { peprMemoryError: undefined };
   await withControlPlane({ controllerManager: false }, async (cp, rest) => {
     await installWebAppCrd(rest);
     const pepr = await startPepr(cp, log);

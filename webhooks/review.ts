@@ -12,10 +12,9 @@ const groupVersionResource = z.object({ group: z.string(), version: z.string(), 
  * `z.record`, which copies every key of every object and cost a tenth of the webhook server's CPU
  * per admission under load (bench/README.md); the webhook's own schema then checks the spec.
  */
-const kubeObject = z.custom<Record<string, unknown>>(
-  (v) => typeof v === "object" && v !== null && !Array.isArray(v),
-  "must be an object",
-);
+const kubeObject = z.custom<Record<string, unknown>>((v) => typeof v === "object" && v !== null && !Array.isArray(v), {
+  error: (issue) => `must be a JSON object, got ${Array.isArray(issue.input) ? "an array" : typeof issue.input}`,
+});
 
 /** The parts of an AdmissionReview v1 request kubeplug reads; unknown fields are allowed. */
 export const admissionReviewSchema = z.object({

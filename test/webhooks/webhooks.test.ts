@@ -411,7 +411,13 @@ describe("admission through the API server (self-managed certificates)", () => {
           body: JSON.stringify({ ...valid, request: { ...valid.request, object: ["not", "an", "object"] } }),
         },
         status: 400,
-        says: /not an AdmissionReview v1: request\.object: must be an object/,
+        says: /not an AdmissionReview v1: request\.object: must be a JSON object, got an array/,
+      },
+      {
+        what: "an old object that is a string",
+        call: { path: VALIDATE, body: JSON.stringify({ ...valid, request: { ...valid.request, oldObject: "web" } }) },
+        status: 400,
+        says: /not an AdmissionReview v1: request\.oldObject: must be a JSON object, got string/,
       },
       {
         what: "a 10 MB body",
