@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: every benchmark on fresh local control planes, written to
  * bench/results/<date>.json and the table in bench/RESULTS.md. `--smoke` runs tiny sizes (the test
- * suite uses it to check the harness) and writes to `--out` instead.
+ * suite uses it to check the harness) and writes to `--out` instead. `--render` only rewrites
+ * RESULTS.md from the newest results file.
  */
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -13,10 +14,27 @@ import { type Results, renderMarkdown } from "./report.ts";
 import { admissionWorkloads, convergenceWorkloads, FULL, memoryWorkloads, peprWorkloads, SMOKE } from "./workloads.ts";
 
 const { values } = parseArgs({
-  options: { smoke: { type: "boolean" }, out: { type: "string" }, only: { type: "string" } },
+  options: { smoke: { type: "boolean" }, out: { type: "string" }, only: { type: "string" }, render: { type: "boolean" } },
   strict: true,
 });
 const root = join(import.meta.dirname, "..");
+const resultsDir = join(root, "bench", "results");
+const isDayFile = (name: string) => /^\d{4}-\d{2}-\d{2}\.json$/.test(name);
+
+// `--render`: only rewrite RESULTS.md from the newest results file (after a change to the report).
+if (values.render) {
+  const days = existsSync(resultsDir) ? readdirSync(resultsDir).filter(isDayFile).sort() : [];
+  const newest = days.at(-1);
+  if (!newest) {
+    process.stderr.write(`bench --render: no results file (<date>.json) in ${resultsDir}; run \`npm run bench\` first\n`);
+    process.exit(2);
+  }
+  const read = (name: string) => JSON.parse(readFileSync(join(resultsDir, name), "utf8")) as Results;
+  const markdown = renderMarkdown(read(newest), days.slice(0, -1).map(read));
+  writeFileSync(join(root, "bench", "RESULTS.md"), markdown);
+  process.stdout.write(markdown);
+  process.exit(0);
+}
 const sizes = values.smoke ? SMOKE : FULL;
 const WORKLOADS = ["convergence", "admission", "memory", "pepr"] as const;
 const only = new Set((values.only ?? WORKLOADS.join(",")).split(",").map((w) => w.trim()));
@@ -83,7 +101,7 @@ if (pepr) await run("pepr", () => peprWorkloads(sizes, log));
 results.figures.ranAt = ranAt;
 
 const stamp = results.date.slice(0, 10);
-const outDir = values.out ?? join(root, "bench", "results");
+const outDir = values.out ?? resultsDir;
 mkdirSync(outDir, { recursive: true });
 const file = join(outDir, `${stamp}.json`);
 // A partial run (--only) replaces its own figures in the day's file and keeps the others.
@@ -105,7 +123,7 @@ writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
 const earlier = values.smoke
   ? []
   : readdirSync(outDir)
-      .filter((name) => /^\d{4}-\d{2}-\d{2}\.json$/.test(name) && name !== `${stamp}.json`)
+      .filter((name) => isDayFile(name) && name !== `${stamp}.json`)
       .sort()
       .map((name) => JSON.parse(readFileSync(join(outDir, name), "utf8")) as Results);
 const markdown = renderMarkdown(results, earlier);
