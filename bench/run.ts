@@ -19,18 +19,27 @@ const { values } = parseArgs({
 });
 const root = join(import.meta.dirname, "..");
 const resultsDir = join(root, "bench", "results");
-const isDayFile = (name: string) => /^\d{4}-\d{2}-\d{2}\.json$/.test(name);
+/** The full-run results files (`<date>.json`) in `dir`, oldest first. */
+const dayFiles = (dir: string) =>
+  existsSync(dir)
+    ? readdirSync(dir)
+        .filter((name) => /^\d{4}-\d{2}-\d{2}\.json$/.test(name))
+        .sort()
+    : [];
+const readResults = (dir: string, name: string) => JSON.parse(readFileSync(join(dir, name), "utf8")) as Results;
 
 // `--render`: only rewrite RESULTS.md from the newest results file (after a change to the report).
 if (values.render) {
-  const days = existsSync(resultsDir) ? readdirSync(resultsDir).filter(isDayFile).sort() : [];
+  const days = dayFiles(resultsDir);
   const newest = days.at(-1);
   if (!newest) {
     process.stderr.write(`bench --render: no results file (<date>.json) in ${resultsDir}; run \`npm run bench\` first\n`);
     process.exit(2);
   }
-  const read = (name: string) => JSON.parse(readFileSync(join(resultsDir, name), "utf8")) as Results;
-  const markdown = renderMarkdown(read(newest), days.slice(0, -1).map(read));
+  const markdown = renderMarkdown(
+    readResults(resultsDir, newest),
+    days.slice(0, -1).map((name) => readResults(resultsDir, name)),
+  );
   writeFileSync(join(root, "bench", "RESULTS.md"), markdown);
   process.stdout.write(markdown);
   process.exit(0);
@@ -106,7 +115,7 @@ mkdirSync(outDir, { recursive: true });
 const file = join(outDir, `${stamp}.json`);
 // A partial run (--only) replaces its own figures in the day's file and keeps the others.
 if (values.only && existsSync(file)) {
-  const earlier = JSON.parse(readFileSync(file, "utf8")) as Results;
+  const earlier = readResults(outDir, `${stamp}.json`);
   if (earlier.smoke === results.smoke) {
     // One level deep: `convergenceMs` of a run without Pepr keeps Pepr's earlier rounds, and
     // `ranAt` keeps the times of the workloads not run now.
@@ -122,10 +131,9 @@ if (values.only && existsSync(file)) {
 writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
 const earlier = values.smoke
   ? []
-  : readdirSync(outDir)
-      .filter((name) => isDayFile(name) && name !== `${stamp}.json`)
-      .sort()
-      .map((name) => JSON.parse(readFileSync(join(outDir, name), "utf8")) as Results);
+  : dayFiles(outDir)
+      .filter((name) => name !== `${stamp}.json`)
+      .map((name) => readResults(outDir, name));
 const markdown = renderMarkdown(results, earlier);
 writeFileSync(values.out ? join(outDir, "RESULTS.md") : join(root, "bench", "RESULTS.md"), markdown);
 process.stdout.write(markdown);

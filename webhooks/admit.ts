@@ -7,15 +7,15 @@ import {
   causesFromZod,
   denial,
   type FieldCause,
+  isJsonObject,
   jsonPatch,
   type PatchOp,
 } from "./review.ts";
 
 /** Fills in what `target` lacks from `defaults` (recursively for objects); never changes what is set. */
 function fillMissing(target: unknown, defaults: unknown): unknown {
-  const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);
   if (target === undefined) return defaults;
-  if (!isObj(target) || !isObj(defaults)) return target;
+  if (!isJsonObject(target) || !isJsonObject(defaults)) return target;
   const out: Record<string, unknown> = { ...target };
   for (const [key, value] of Object.entries(defaults)) out[key] = fillMissing(target[key], value);
   return out;
