@@ -52,117 +52,161 @@ const list = z.union([z.string(), z.array(z.string())]).transform((v) =>
     .filter(Boolean),
 );
 
-/** The flag table: name, description, default. The zod schema below is built from it. */
+/** What a flag declares: its `ManagerConfig` key, the zod schema of that key, its default (as typed) and help. */
+interface FlagSpec {
+  readonly key: string;
+  readonly schema: z.ZodType;
+  readonly default: string | undefined;
+  readonly help: string;
+  readonly boolean?: true;
+  readonly multiple?: true;
+}
+
+/**
+ * The flag table, each flag declared once: name, config key, schema, default, help. The zod object
+ * schema, and so `ManagerConfig`, and the flag <-> key maps are derived from it.
+ */
 const FLAGS = {
-  "metrics-bind-address": { schema: bindAddress, default: ":8080", help: "address of /metrics (0 disables)" },
-  "health-probe-bind-address": { schema: bindAddress, default: ":8081", help: "address of /healthz and /readyz (0 disables)" },
+  "metrics-bind-address": {
+    key: "metricsBindAddress",
+    schema: bindAddress,
+    default: ":8080",
+    help: "address of /metrics (0 disables)",
+  },
+  "health-probe-bind-address": {
+    key: "healthProbeBindAddress",
+    schema: bindAddress,
+    default: ":8081",
+    help: "address of /healthz and /readyz (0 disables)",
+  },
   "leader-elect": {
+    key: "leaderElect",
     schema: bool,
     default: "false",
     help: "run controllers only on the replica holding the lease",
     boolean: true,
   },
   "leader-election-id": {
+    key: "leaderElectionId",
     schema: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/),
     default: "kubeplug-leader",
     help: "name of the Lease",
   },
   "leader-election-namespace": {
+    key: "leaderElectionNamespace",
     schema: z.string().optional(),
     default: undefined,
     help: "namespace of the Lease (default: the pod's namespace, else default)",
   },
-  "leader-elect-lease-duration": { schema: duration, default: "15s", help: "how long a lease is valid without renewal" },
+  "leader-elect-lease-duration": {
+    key: "leaseDurationMs",
+    schema: duration,
+    default: "15s",
+    help: "how long a lease is valid without renewal",
+  },
   "leader-elect-renew-deadline": {
+    key: "renewDeadlineMs",
     schema: duration,
     default: "10s",
     help: "how long the leader retries renewing before giving up",
   },
-  "leader-elect-retry-period": { schema: duration, default: "2s", help: "interval between lease attempts" },
+  "leader-elect-retry-period": { key: "retryPeriodMs", schema: duration, default: "2s", help: "interval between lease attempts" },
   kubeconfig: {
+    key: "kubeconfig",
     schema: z.string().optional(),
     default: undefined,
     help: "kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)",
   },
   namespace: {
-    schema: list,
+    key: "namespaces",
+    schema: list.optional().transform((v) => v ?? []),
     default: undefined,
     help: "namespace(s) to watch, comma-separated or repeated (default: all)",
     multiple: true,
   },
   "max-concurrent-reconciles": {
+    key: "maxConcurrentReconciles",
     schema: z.coerce.number().int().min(1).max(1000),
     default: "4",
     help: "workers per controller (1..1000)",
   },
-  "log-level": { schema: z.enum(LOG_LEVELS), default: "info", help: `one of ${LOG_LEVELS.join(", ")}` },
-  plugins: { schema: list, default: undefined, help: "plugins to load, comma-separated (default: all)" },
-  "graceful-shutdown-timeout": { schema: duration, default: "30s", help: "how long in-flight reconciles may take on shutdown" },
+  "log-level": { key: "logLevel", schema: z.enum(LOG_LEVELS), default: "info", help: `one of ${LOG_LEVELS.join(", ")}` },
+  plugins: {
+    key: "plugins",
+    schema: list.optional(),
+    default: undefined,
+    help: "plugins to load, comma-separated (default: all)",
+  },
+  "graceful-shutdown-timeout": {
+    key: "gracefulShutdownTimeoutMs",
+    schema: duration,
+    default: "30s",
+    help: "how long in-flight reconciles may take on shutdown",
+  },
   "webhook-bind-address": {
+    key: "webhookBindAddress",
     schema: bindAddress,
     default: ":9443",
     help: "address of the HTTPS admission webhook server (0 disables)",
   },
   "webhook-cert-dir": {
+    key: "webhookCertDir",
     schema: z.string().optional(),
     default: undefined,
     help: "read tls.crt/tls.key from this directory (cert-manager) instead of managing certificates",
   },
   "webhook-service-name": {
+    key: "webhookServiceName",
     schema: z.string().min(1),
     default: "kubeplug-webhook",
     help: "Service in front of the webhook server (certificate SANs)",
   },
   "webhook-secret-name": {
+    key: "webhookSecretName",
     schema: z.string().min(1),
     default: "kubeplug-webhook-tls",
     help: "Secret holding self-managed certificates",
   },
   "webhook-configuration-name": {
+    key: "webhookConfigurationName",
     schema: z.string().min(1),
     default: "kubeplug",
     help: "prefix of the Mutating/ValidatingWebhookConfigurations whose caBundle is kept current",
   },
   "webhook-hosts": {
-    schema: list,
+    key: "webhookHosts",
+    schema: list.optional().transform((v) => v ?? []),
     default: undefined,
     help: "extra certificate SANs, e.g. 127.0.0.1,localhost when running on a host",
     multiple: true,
   },
-  "webhook-cert-validity": { schema: duration, default: "8760h", help: "lifetime of self-managed serving certificates" },
+  "webhook-cert-validity": {
+    key: "webhookCertValidityMs",
+    schema: duration,
+    default: "8760h",
+    help: "lifetime of self-managed serving certificates",
+  },
   "webhook-cert-renew-before": {
+    key: "webhookCertRenewBeforeMs",
     schema: duration,
     default: "720h",
     help: "renew self-managed certificates this long before they expire",
   },
-} as const;
+} as const satisfies Record<string, FlagSpec>;
 
-type FlagName = keyof typeof FLAGS;
+type Flags = typeof FLAGS;
+type FlagName = keyof Flags;
 
-const configSchema = z.object({
-  metricsBindAddress: FLAGS["metrics-bind-address"].schema,
-  healthProbeBindAddress: FLAGS["health-probe-bind-address"].schema,
-  leaderElect: FLAGS["leader-elect"].schema,
-  leaderElectionId: FLAGS["leader-election-id"].schema,
-  leaderElectionNamespace: FLAGS["leader-election-namespace"].schema,
-  leaseDurationMs: FLAGS["leader-elect-lease-duration"].schema,
-  renewDeadlineMs: FLAGS["leader-elect-renew-deadline"].schema,
-  retryPeriodMs: FLAGS["leader-elect-retry-period"].schema,
-  kubeconfig: FLAGS.kubeconfig.schema,
-  namespaces: FLAGS.namespace.schema.optional().transform((v) => v ?? []),
-  maxConcurrentReconciles: FLAGS["max-concurrent-reconciles"].schema,
-  logLevel: FLAGS["log-level"].schema,
-  plugins: FLAGS.plugins.schema.optional(),
-  gracefulShutdownTimeoutMs: FLAGS["graceful-shutdown-timeout"].schema,
-  webhookBindAddress: FLAGS["webhook-bind-address"].schema,
-  webhookCertDir: FLAGS["webhook-cert-dir"].schema,
-  webhookServiceName: FLAGS["webhook-service-name"].schema,
-  webhookSecretName: FLAGS["webhook-secret-name"].schema,
-  webhookConfigurationName: FLAGS["webhook-configuration-name"].schema,
-  webhookHosts: FLAGS["webhook-hosts"].schema.optional().transform((v) => v ?? []),
-  webhookCertValidityMs: FLAGS["webhook-cert-validity"].schema,
-  webhookCertRenewBeforeMs: FLAGS["webhook-cert-renew-before"].schema,
-});
+/** Each flag's schema under its config key. */
+type ConfigShape = { [F in FlagName as Flags[F]["key"]]: Flags[F]["schema"] };
+
+const FLAG_ENTRIES = Object.entries(FLAGS) as [FlagName, Flags[FlagName]][];
+
+/** Config key -> flag, for naming the flag in errors. */
+const FLAG_OF = new Map<string, FlagName>(FLAG_ENTRIES.map(([flag, f]) => [f.key, flag]));
+if (FLAG_OF.size !== FLAG_ENTRIES.length) throw new Error("two manager flags share a config key");
+
+const configSchema = z.object(Object.fromEntries(FLAG_ENTRIES.map(([, f]) => [f.key, f.schema])) as ConfigShape);
 
 /** The validated manager configuration. */
 export type ManagerConfig = z.output<typeof configSchema>;
@@ -183,31 +227,6 @@ const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
     ctx.addIssue({ code: "custom", path: ["leaseDurationMs"], message: "must be longer than --leader-elect-renew-deadline" });
   }
 });
-
-const KEY_OF: Record<FlagName, keyof ManagerConfig> = {
-  "metrics-bind-address": "metricsBindAddress",
-  "health-probe-bind-address": "healthProbeBindAddress",
-  "leader-elect": "leaderElect",
-  "leader-election-id": "leaderElectionId",
-  "leader-election-namespace": "leaderElectionNamespace",
-  "leader-elect-lease-duration": "leaseDurationMs",
-  "leader-elect-renew-deadline": "renewDeadlineMs",
-  "leader-elect-retry-period": "retryPeriodMs",
-  kubeconfig: "kubeconfig",
-  namespace: "namespaces",
-  "max-concurrent-reconciles": "maxConcurrentReconciles",
-  "log-level": "logLevel",
-  plugins: "plugins",
-  "graceful-shutdown-timeout": "gracefulShutdownTimeoutMs",
-  "webhook-bind-address": "webhookBindAddress",
-  "webhook-cert-dir": "webhookCertDir",
-  "webhook-service-name": "webhookServiceName",
-  "webhook-secret-name": "webhookSecretName",
-  "webhook-configuration-name": "webhookConfigurationName",
-  "webhook-hosts": "webhookHosts",
-  "webhook-cert-validity": "webhookCertValidityMs",
-  "webhook-cert-renew-before": "webhookCertRenewBeforeMs",
-};
 
 /** The environment variable of a flag. */
 export const envName = (flag: string) => `KUBEPLUG_${flag.toUpperCase().replace(/-/g, "_")}`;
@@ -264,17 +283,16 @@ export function parseManagerConfig(
   const input: Record<string, unknown> = {};
   const rest: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(parsed.values)) if (name in extra) rest[name] = value;
-  for (const [flag, f] of Object.entries(FLAGS) as [FlagName, (typeof FLAGS)[FlagName]][]) {
+  for (const [flag, f] of FLAG_ENTRIES) {
     const fromFlag = parsed.values[flag];
     const fromEnv = env[envName(flag)];
     const value = fromFlag ?? (fromEnv !== undefined && fromEnv !== "" ? fromEnv : f.default);
-    if (value !== undefined) input[KEY_OF[flag]] = value;
+    if (value !== undefined) input[f.key] = value;
   }
   const result = checkedConfigSchema.safeParse(input);
   if (!result.success) {
-    const byKey = Object.fromEntries(Object.entries(KEY_OF).map(([flag, key]) => [key, flag]));
     const problems = result.error.issues.map((issue) => {
-      const flag = byKey[String(issue.path[0])] ?? String(issue.path[0]);
+      const flag = FLAG_OF.get(String(issue.path[0])) ?? String(issue.path[0]);
       const f = FLAGS[flag as FlagName];
       return `--${flag}: ${issue.message}${f ? `; ${f.help}` : ""}`;
     });
