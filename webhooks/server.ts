@@ -11,9 +11,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
-import type { Client, Logger, Metrics, Runnable } from "../core/index.ts";
+import type { Client, Logger, Metrics, Runnable } from "../core/runtime.ts";
+import { untilAborted } from "../core/sleep.ts";
 import { admit } from "./admit.ts";
-import type { CertSource } from "./certs/source.ts";
+import type { CertSource, ServingCert } from "./certs/source.ts";
 import type { WebhookEntry, WebhookRegistry } from "./registry.ts";
 import { admissionReviewSchema, reviewResponse } from "./review.ts";
 
@@ -163,10 +164,10 @@ export class WebhookServer implements Runnable {
     let cert = certs.current();
     if (!cert) {
       this.log.info("waiting for a serving certificate");
-      cert = await new Promise((resolve) => {
-        certs.onChange(resolve);
-        signal.addEventListener("abort", () => resolve(undefined), { once: true });
-      });
+      cert = await Promise.race([
+        new Promise<ServingCert>((resolve) => certs.onChange(resolve)),
+        untilAborted(signal).then(() => undefined),
+      ]);
       if (!cert) return;
     }
     const server = createServer({ cert: cert.cert, key: cert.key, minVersion: "TLSv1.2" }, this.handler());
@@ -185,10 +186,7 @@ export class WebhookServer implements Runnable {
       { address: `${address.host}:${this.port}`, webhooks: this.o.registry.entries().map((e) => e.path) },
       "serving admission webhooks",
     );
-    await new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      signal.addEventListener("abort", () => resolve(), { once: true });
-    });
+    await untilAborted(signal);
     this.listening = false;
     await new Promise<void>((resolve) => {
       server.close(() => resolve());

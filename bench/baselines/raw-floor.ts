@@ -6,7 +6,8 @@
  * Usage: node raw-floor.ts KUBECONFIG NAMESPACE WORKERS
  */
 import { KubeConfig } from "@kubernetes/client-node";
-import { PatchType, RestClient } from "../../core/index.ts";
+import { PatchType, RestClient } from "../../core/runtime.ts";
+import { untilAborted } from "../../core/sleep.ts";
 import { pool } from "../lib/harness.ts";
 
 const [kubeconfig, namespace, workersArg] = process.argv.slice(2);
@@ -142,10 +143,7 @@ const loop = async () => {
   while (!abort.signal.aborted) {
     const app = queue.shift();
     if (!app) {
-      await new Promise<void>((r) => {
-        idle.push(r);
-        abort.signal.addEventListener("abort", () => r(), { once: true });
-      });
+      await Promise.race([new Promise<void>((r) => idle.push(r)), untilAborted(abort.signal)]);
       continue;
     }
     await handle(app).catch((err: unknown) => process.stderr.write(`${app.metadata.name}: ${String(err)}\n`));

@@ -8,7 +8,8 @@
 import type { RestClient } from "../client/rest.ts";
 import { type Kind, kindId } from "../kinds.ts";
 import { type Logger, silentLogger } from "../logger.ts";
-import type { KubeObject } from "../object.ts";
+import type { KubeObject, Named } from "../object.ts";
+import { untilAborted } from "../sleep.ts";
 import { type EventHandler, Informer, type InformerOptions } from "./informer.ts";
 import { BY_NAMESPACE, type IndexFunc } from "./store.ts";
 
@@ -115,20 +116,20 @@ export class SharedCache {
   }
 
   /** The informers of a kind, created on first use (and started at once if the cache runs). */
-  informer<T extends KubeObject>(kind: Kind<T>): KindInformers<T> {
+  informer<T extends KubeObject, N extends boolean>(kind: Kind<T, N>): KindInformers<Named<T, N>> {
     const id = kindId(kind);
-    let entry = this.kinds.get(id) as KindInformers<T> | undefined;
+    let entry = this.kinds.get(id) as KindInformers<Named<T, N>> | undefined;
     if (!entry) {
       const namespaces = kind.namespaced && this.namespaces.length > 0 ? this.namespaces : [undefined];
       const informers = namespaces.map(
         (namespace) =>
-          new Informer<T>(this.rest, kind, {
+          new Informer<Named<T, N>>(this.rest, kind as unknown as Kind<Named<T, N>>, {
             ...this.options.informer,
             logger: this.log,
             ...(namespace ? { namespace } : {}),
           }),
       );
-      entry = new KindInformers(kind, informers);
+      entry = new KindInformers(kind as unknown as Kind<Named<T, N>>, informers);
       this.kinds.set(id, entry as unknown as KindInformers);
       if (this.signal) for (const informer of informers) this.running.push(informer.start(this.signal));
     }
@@ -136,7 +137,11 @@ export class SharedCache {
   }
 
   /** Registers a custom index for a kind, e.g. Tenants by `spec.namespace`. */
-  addIndex<T extends KubeObject>(kind: Kind<T>, name: string, fn: (obj: T) => readonly string[]): void {
+  addIndex<T extends KubeObject, N extends boolean>(
+    kind: Kind<T, N>,
+    name: string,
+    fn: (obj: Named<T, N>) => readonly string[],
+  ): void {
     this.informer(kind).addIndex(name, fn as IndexFunc);
   }
 
@@ -149,10 +154,7 @@ export class SharedCache {
   async start(signal: AbortSignal): Promise<void> {
     this.signal = signal;
     for (const entry of this.kinds.values()) for (const informer of entry.informers) this.running.push(informer.start(signal));
-    await new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      signal.addEventListener("abort", () => resolve(), { once: true });
-    });
+    await untilAborted(signal);
     await Promise.all(this.running);
   }
 

@@ -8,7 +8,8 @@ import { watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createSecureContext } from "node:tls";
-import type { Logger, Runnable } from "../../core/index.ts";
+import type { Logger, Runnable } from "../../core/runtime.ts";
+import { untilAborted } from "../../core/sleep.ts";
 import { CertHolder } from "./source.ts";
 
 /** Watches a certificate directory and keeps `holder` current. Runs on every replica. */
@@ -56,7 +57,7 @@ export class FileCertWatcher implements Runnable {
       this.log.warn({ err: String(err) }, "cannot watch the certificate directory; polling only");
     }
     const timer = setInterval(() => void this.load(), this.pollMs);
-    await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+    await untilAborted(signal);
     clearInterval(timer);
     watcher?.close();
   }
