@@ -18,7 +18,7 @@
 
 import { ApiError, isGone, type RestClient, type WatchEvent } from "../client/rest.ts";
 import type { Kind } from "../kinds.ts";
-import { collectionPath } from "../kinds.ts";
+import { apiVersionOf, collectionPath } from "../kinds.ts";
 import { type Logger, silentLogger } from "../logger.ts";
 import { type KubeObject, objectKey } from "../object.ts";
 import { sleep } from "../sleep.ts";
@@ -177,7 +177,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       this.stats.lists++;
       for (const item of page.items ?? []) {
         // Items of a list carry no apiVersion/kind; fill them in so every cached object is whole.
-        item.apiVersion ??= this.kind.group ? `${this.kind.group}/${this.kind.version}` : this.kind.version;
+        item.apiVersion ??= apiVersionOf(this.kind);
         item.kind ??= this.kind.kind;
         items.push(toStored(item));
       }

@@ -1,30 +1,47 @@
 /** Test helpers on top of the local control plane. */
 import type { KubeConfig } from "@kubernetes/client-node";
-import { isAlreadyExists, RestClient } from "../../core/index.ts";
+import {
+  CustomResourceDefinitionKind,
+  collectionPath,
+  isAlreadyExists,
+  kindOf,
+  NamespaceKind,
+  objectPath,
+  RestClient,
+} from "../../core/runtime.ts";
 import { waitFor } from "./wait.ts";
 
 /** Installs (or keeps) a CRD and waits until it is Established and its endpoint serves. */
 export async function installCrd(
   kc: KubeConfig,
-  crd: { metadata: { name: string }; spec: { group: string; versions: { name: string }[]; names: { plural: string } } },
+  crd: {
+    metadata: { name: string };
+    spec: { group: string; scope: string; versions: { name: string }[]; names: { plural: string; kind: string } };
+  },
 ): Promise<void> {
   const rest = await RestClient.create(kc);
   try {
     try {
-      await rest.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", { body: crd });
+      await rest.request("POST", collectionPath(CustomResourceDefinitionKind), { body: crd });
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
     }
     await waitFor(`CRD ${crd.metadata.name} to be established`, async () => {
       const got = await rest.request<{ status?: { conditions?: { type: string; status: string }[] } }>(
         "GET",
-        `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`,
+        objectPath(CustomResourceDefinitionKind, crd.metadata.name),
       );
       return got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True");
     });
-    const version = crd.spec.versions[0]?.name as string;
+    const kind = kindOf({
+      group: crd.spec.group,
+      version: crd.spec.versions[0]?.name as string,
+      kind: crd.spec.names.kind,
+      plural: crd.spec.names.plural,
+      namespaced: crd.spec.scope === "Namespaced",
+    });
     await waitFor(`${crd.spec.names.plural} to be served`, async () => {
-      await rest.request("GET", `/apis/${crd.spec.group}/${version}/${crd.spec.names.plural}`);
+      await rest.request("GET", collectionPath(kind));
       return true;
     });
   } finally {
@@ -36,7 +53,9 @@ export async function installCrd(
 export async function createNamespace(kc: KubeConfig, name: string): Promise<void> {
   const rest = await RestClient.create(kc);
   try {
-    await rest.request("POST", "/api/v1/namespaces", { body: { apiVersion: "v1", kind: "Namespace", metadata: { name } } });
+    await rest.request("POST", collectionPath(NamespaceKind), {
+      body: { apiVersion: "v1", kind: "Namespace", metadata: { name } },
+    });
   } catch (err) {
     if (!isAlreadyExists(err)) throw err;
   } finally {

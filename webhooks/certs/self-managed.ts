@@ -14,6 +14,7 @@
  */
 import { X509Certificate } from "node:crypto";
 import {
+  collectionPath,
   Informer,
   isAlreadyExists,
   isConflict,
@@ -21,12 +22,13 @@ import {
   type KubeObject,
   kindOf,
   type Logger,
+  objectPath,
   PatchType,
   type RestClient,
   type Runnable,
   type Secret,
   SecretKind,
-} from "../../core/index.ts";
+} from "../../core/runtime.ts";
 import { generateTls } from "./generate.ts";
 import { CertHolder, type ServingCert } from "./source.ts";
 
@@ -178,10 +180,9 @@ export class SelfManagedCerts {
       ...("caUsable" in state && state.caUsable ? state.caUsable : {}),
     });
     const data = { "ca.crt": b64(tls.ca), "ca.key": b64(tls.caKey), "tls.crt": b64(tls.cert), "tls.key": b64(tls.key) };
-    const path = `/api/v1/namespaces/${namespace}/secrets`;
     try {
       if (!secret) {
-        await this.o.rest.request("POST", path, {
+        await this.o.rest.request("POST", collectionPath(SecretKind, namespace), {
           body: {
             apiVersion: "v1",
             kind: "Secret",
@@ -191,7 +192,9 @@ export class SelfManagedCerts {
           },
         });
       } else {
-        await this.o.rest.request("PUT", `${path}/${secretName}`, { body: { ...structuredClone(secret), data } });
+        await this.o.rest.request("PUT", objectPath(SecretKind, secretName, namespace), {
+          body: { ...structuredClone(secret), data },
+        });
       }
     } catch (err) {
       // Someone else wrote it first: the watch brings their certificate and wakes us.
@@ -220,7 +223,7 @@ export class SelfManagedCerts {
         );
         if (ops.length === 0) continue;
         const kind = informer.kind;
-        await this.o.rest.request("PATCH", `/apis/${kind.group}/${kind.version}/${kind.plural}/${config.metadata.name}`, {
+        await this.o.rest.request("PATCH", objectPath(kind, config.metadata.name as string), {
           body: ops,
           contentType: PatchType.json,
           query: { fieldManager: "kubeplug" },
