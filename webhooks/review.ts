@@ -3,6 +3,10 @@
  * causes in the API server's own style, and the JSON Patch a defaulter's change becomes.
  */
 import { z } from "zod";
+import { jsonEqual } from "../core/helpers/status.ts";
+import type { FieldCause } from "../core/runtime.ts";
+
+export type { FieldCause };
 
 const groupVersionKind = z.object({ group: z.string(), version: z.string(), kind: z.string() });
 const groupVersionResource = z.object({ group: z.string(), version: z.string(), resource: z.string() });
@@ -44,16 +48,6 @@ export const admissionReviewSchema = z.object({
 
 export type AdmissionReview = z.infer<typeof admissionReviewSchema>;
 export type AdmissionRequest = AdmissionReview["request"];
-
-/** One bad field, as in a Kubernetes `Status.details.causes` entry. */
-export interface FieldCause {
-  /** Dotted path, e.g. `spec.replicas`. */
-  field: string;
-  /** What is wrong and what is allowed. */
-  message: string;
-  /** `FieldValueInvalid`, `FieldValueRequired`, `FieldValueNotSupported`, `FieldValueForbidden`, ... */
-  reason?: string;
-}
 
 /** The response part of an AdmissionReview. */
 export interface AdmissionResponse {
@@ -133,7 +127,7 @@ export type PatchOp = { op: "add" | "replace"; path: string; value: unknown } | 
  * `add` operations.
  */
 export function jsonPatch(before: unknown, after: unknown, path = ""): PatchOp[] {
-  if (JSON.stringify(before) === JSON.stringify(after)) return [];
+  if (jsonEqual(before, after)) return [];
   if (!isJsonObject(before) || !isJsonObject(after)) {
     return before === undefined ? [{ op: "add", path, value: after }] : [{ op: "replace", path, value: after }];
   }
