@@ -7,10 +7,10 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { createManager, parseManagerConfig } from "../core/index.ts";
+import { parseManagerConfig } from "../core/runtime.ts";
 import { plugins } from "../plugins/index.ts";
 import { WebAppKind } from "../plugins/webapp/index.ts";
-import { addWebhooks, type Webhooks } from "../webhooks/index.ts";
+import { buildManager } from "./compose.ts";
 import { installCrds, installWebhookConfigurations } from "./install.ts";
 import { packageRoot } from "./paths.ts";
 
@@ -109,14 +109,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       "--plugins",
       "webapp",
     ]);
-    let webhooks: Webhooks | undefined;
-    const { manager } = await createManager({
-      config,
-      plugins,
-      beforeSetup: (m) => {
-        webhooks = addWebhooks(m);
-      },
-    });
+    const { manager, webhooks } = await buildManager({ config, plugins });
     say("==> Installing the WebApp CRD");
     const crds = await installCrds(
       manager.client.rest,
@@ -128,7 +121,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     cleanups.unshift(async () => {
       await managerRun;
     });
-    const configs = await installWebhookConfigurations(manager.client.rest, webhooks as Webhooks, {
+    const configs = await installWebhookConfigurations(manager.client.rest, webhooks, {
       url: `https://127.0.0.1:${webhookPort}`,
       name: config.webhookConfigurationName,
       ownNamespace: "", // on a host: exclude no namespace (the sample lives in default)

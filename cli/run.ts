@@ -5,20 +5,20 @@
 import {
   ConfigError,
   type ContainerOptions,
-  createManager,
   type Manager,
   managerFlagsHelp,
   type Plugin,
   PluginLoadError,
   parseManagerConfig,
-} from "../core/index.ts";
-import { addWebhooks, type Webhooks } from "../webhooks/index.ts";
+} from "../core/runtime.ts";
+import type { Webhooks } from "../webhooks/index.ts";
+import { buildManager } from "./compose.ts";
 
 /** Options of {@link runManager} beyond the flags. */
 export interface RunOptions {
   plugins: readonly Plugin[];
   /** Extra container options (tests). */
-  container?: Omit<ContainerOptions, "config" | "plugins">;
+  container?: Omit<ContainerOptions, "config" | "plugins" | "beforeSetup">;
   /** Called with the manager (and its webhooks) before it starts. */
   beforeStart?: (manager: Manager, webhooks: Webhooks, signal: AbortSignal) => void | Promise<void>;
 }
@@ -46,16 +46,8 @@ export async function runManager(argv: readonly string[], options: RunOptions): 
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
-    let webhooks: Webhooks | undefined;
-    const { manager } = await createManager({
-      config: parsed.config,
-      plugins: options.plugins,
-      ...options.container,
-      beforeSetup: (m) => {
-        webhooks = addWebhooks(m);
-      },
-    });
-    await options.beforeStart?.(manager, webhooks as Webhooks, stop.signal);
+    const { manager, webhooks } = await buildManager({ config: parsed.config, plugins: options.plugins, ...options.container });
+    await options.beforeStart?.(manager, webhooks, stop.signal);
     const exit = await manager.start(stop.signal);
     if (exit.error) process.stderr.write(`kubeplug run: ${exit.error}\n`);
     return exit.lostLease || exit.error ? 1 : 0;

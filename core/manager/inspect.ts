@@ -1,52 +1,45 @@
 /**
- * Runs plugins' `setup()` without a cluster, recording what they register: used to generate
- * manifests (webhook configurations) from the same declarations the manager runs. `setup()` must only
- * register things; touching the client or cache here throws a clear error.
+ * Runs a plugin's `setup()` without a cluster, recording what it declares: used to generate
+ * manifests (RBAC from its controllers, webhook configurations from its webhooks) from the same
+ * declarations the manager runs. `setup()` must only declare things; touching the client here throws
+ * a clear error.
  */
-import { controllerBuilder } from "../controller/builder.ts";
+import type { ControllerSpec } from "../controller/builder.ts";
 import { silentLogger } from "../logger.ts";
 import { Metrics } from "../metrics/metrics.ts";
-import type { ExtensionKey, Plugin, PluginContext } from "../plugin.ts";
+import type { Plugin } from "../plugin.ts";
+import type { WebhookRegistrar } from "../webhook.ts";
 import { parseManagerConfig } from "./config.ts";
+import { pluginContext } from "./plugin-context.ts";
 
-function unavailable(what: string): never {
-  throw new Error(`${what} is not available while generating manifests: setup() should only register controllers and webhooks`);
+/** What a plugin declared in setup(). */
+export interface PluginDeclarations {
+  controllers: ControllerSpec[];
 }
 
-/** Runs each plugin's setup() with a recording context; `extensions` are what `ctx.extension()` returns. */
-export async function inspectPlugins(
-  plugins: readonly Plugin[],
-  extensions: Map<string, unknown>,
-): Promise<{ controllers: string[] }> {
-  const controllers: string[] = [];
+/** Runs `plugin.setup()` with a recording context; webhooks go to `webhooks` when given. */
+export async function inspectPlugin(plugin: Plugin, webhooks?: WebhookRegistrar): Promise<PluginDeclarations> {
+  const controllers: ControllerSpec[] = [];
   const { config } = parseManagerConfig([], {});
-  for (const plugin of plugins) {
-    const ctx: PluginContext = {
-      controller: (name) =>
-        controllerBuilder(name, () => {
-          controllers.push(name);
-          return [];
-        }),
-      get client(): never {
-        return unavailable("the client");
-      },
-      get cache(): never {
-        return unavailable("the cache");
-      },
-      addIndex: () => undefined,
-      recorder: () => unavailable("the event recorder"),
-      logger: silentLogger(),
-      metrics: new Metrics({ processMetrics: false }),
-      config,
-      addHealthCheck: () => undefined,
-      addReadyCheck: () => undefined,
-      add: () => undefined,
-      extension: <T>(key: ExtensionKey<T>): T => {
-        if (!extensions.has(key.name)) throw new Error(`extension "${key.name}" is not available`);
-        return extensions.get(key.name) as T;
-      },
-    };
-    await plugin.setup(ctx);
-  }
+  const ctx = pluginContext({
+    registerController: (spec) => {
+      controllers.push(spec);
+      return { mistakes: [], handle: { enqueue: () => undefined } };
+    },
+    addIndex: () => undefined,
+    webhooks,
+    get client(): never {
+      throw new Error(
+        "the client is not available while generating manifests: setup() should only declare controllers and webhooks",
+      );
+    },
+    logger: silentLogger(),
+    metrics: new Metrics({ processMetrics: false }),
+    config,
+    addHealthCheck: () => undefined,
+    addReadyCheck: () => undefined,
+    add: () => undefined,
+  });
+  await plugin.setup(ctx);
   return { controllers };
 }

@@ -8,15 +8,19 @@ import type { Server } from "node:http";
 import express from "express";
 import type { SharedCache } from "../cache/shared-cache.ts";
 import type { Client } from "../client/client.ts";
-import { type ControllerSpec, controllerBuilder, type ForStep } from "../controller/builder.ts";
+import type { ControllerHandle, ControllerSpec } from "../controller/builder.ts";
 import { Controller } from "../controller/controller.ts";
+import { objectReconciler } from "../controller/reconcile-context.ts";
 import { ApiEventRecorder, type EventRecorder } from "../events/recorder.ts";
 import { LeaderElector } from "../leader/elector.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics/metrics.ts";
-import type { ExtensionKey, PluginContext, Runnable } from "../plugin.ts";
+import type { PluginContext, Runnable } from "../plugin.ts";
+import { untilAborted } from "../sleep.ts";
+import type { WebhookRegistrar } from "../webhook.ts";
 import type { ManagerConfig } from "./config.ts";
-import { type Check, close, HealthChecks, listen } from "./health.ts";
+import { close, HealthChecks, listen } from "./health.ts";
+import { type PluginHost, pluginContext } from "./plugin-context.ts";
 
 /** The manager's collaborators (built by the container; tests may build them directly). */
 export interface ManagerDeps {
@@ -63,7 +67,7 @@ export class Manager {
   private readonly runnables: Runnable[] = [];
   private readonly controllers = new Map<string, Controller>();
   private readonly recorders = new Map<string, EventRecorder>();
-  private readonly extensions = new Map<string, unknown>();
+  private webhooks: WebhookRegistrar | undefined;
   private readonly identity: string | undefined;
   private elector: LeaderElector | undefined;
   private started = false;
@@ -87,20 +91,15 @@ export class Manager {
     this.runnables.push(runnable);
   }
 
-  /** Starts a controller builder; the controller runs on the leader. */
-  controller(name: string): ForStep {
-    return controllerBuilder(name, (spec) => this.register(spec));
-  }
-
-  private register(spec: ControllerSpec): string[] {
-    if (this.controllers.has(spec.name)) return [`a controller named "${spec.name}" already exists`];
+  private registerController(spec: ControllerSpec): { mistakes: string[]; handle: ControllerHandle } {
+    const noop = { enqueue: () => undefined };
+    if (this.controllers.has(spec.name)) return { mistakes: [`a controller named "${spec.name}" already exists`], handle: noop };
     const controller = new Controller({
       name: spec.name,
+      kind: spec.kind,
       sources: spec.sources,
-      reconcile: spec.reconcile,
+      reconcile: objectReconciler(spec, { client: this.client, recorder: this.recorder(spec.name) }),
       cache: this.cache,
-      client: this.client,
-      recorder: this.recorder(spec.name),
       metrics: this.metrics,
       logger: this.logger,
       maxConcurrentReconciles: spec.settings.maxConcurrentReconciles ?? this.config.maxConcurrentReconciles,
@@ -110,10 +109,10 @@ export class Manager {
     for (const source of spec.sources) this.cache.informer(source.kind);
     this.controllers.set(spec.name, controller);
     this.add(controller);
-    return [];
+    return { mistakes: [], handle: { enqueue: (key) => controller.enqueue(key) } };
   }
 
-  /** The controller registered under `name` (tests, plugins enqueuing by hand). */
+  /** The controller registered under `name` (tests). */
   getController(name: string): Controller | undefined {
     return this.controllers.get(name);
   }
@@ -128,30 +127,26 @@ export class Manager {
     return r;
   }
 
-  /** Registers an extension plugins can reach through `ctx.extension(key)`. */
-  setExtension<T>(key: ExtensionKey<T>, value: T): void {
-    this.extensions.set(key.name, value);
+  /** Where plugins' `ctx.webhooks(kind)` declarations go (set by the composition root). */
+  setWebhooks(registrar: WebhookRegistrar): void {
+    this.webhooks = registrar;
   }
 
   /** The context handed to a plugin's setup(). */
   pluginContext(): PluginContext {
-    return {
-      controller: (name) => this.controller(name),
-      client: this.client,
-      cache: this.cache,
+    const host: PluginHost = {
+      registerController: (spec) => this.registerController(spec),
       addIndex: (kind, name, fn) => this.cache.addIndex(kind, name, fn),
-      recorder: (component) => this.recorder(component),
+      webhooks: this.webhooks,
+      client: this.client,
       logger: this.logger,
       metrics: this.metrics,
       config: this.config,
-      addHealthCheck: (name: string, check: Check) => this.health.addHealthCheck(name, check),
-      addReadyCheck: (name: string, check: Check) => this.health.addReadyCheck(name, check),
+      addHealthCheck: (name, check) => this.health.addHealthCheck(name, check),
+      addReadyCheck: (name, check) => this.health.addReadyCheck(name, check),
       add: (runnable) => this.add(runnable),
-      extension: <T>(key: ExtensionKey<T>): T => {
-        if (!this.extensions.has(key.name)) throw new Error(`extension "${key.name}" is not available in this manager`);
-        return this.extensions.get(key.name) as T;
-      },
     };
+    return pluginContext(host);
   }
 
   /** Whether this replica currently runs the controllers. */
@@ -163,7 +158,32 @@ export class Manager {
   async start(signal: AbortSignal): Promise<ManagerExit> {
     if (this.started) throw new Error("a manager starts once");
     this.started = true;
-    const log = this.logger;
+    const servers = await this.startServers();
+    // A runnable that fails (a port in use, a bad certificate directory) stops the whole manager
+    // with an error instead of leaving a half-working process or an unhandled rejection.
+    const failed = new AbortController();
+    let failure: string | undefined;
+    const guard = (r: Runnable, runSignal: AbortSignal) =>
+      r.start(runSignal).catch((err: unknown) => {
+        failure ??= `${r.name} failed: ${err instanceof Error ? err.message : String(err)}`;
+        this.logger.error({ err: String(err), runnable: r.name }, "runnable failed; stopping the manager");
+        failed.abort();
+      });
+    const stop = AbortSignal.any([signal, failed.signal]);
+    const cacheStop = new AbortController();
+    const cacheRun = this.cache.start(cacheStop.signal);
+    const everyReplica = new AbortController();
+    const replicaRuns = this.runnables.filter((r) => !r.needsLeaderElection).map((r) => guard(r, everyReplica.signal));
+    const lostLease = await this.runLeaderRunnables(stop, guard);
+    this.logger.info({ lostLease }, "stopping");
+    everyReplica.abort();
+    await withTimeout(Promise.all(replicaRuns), this.config.gracefulShutdownTimeoutMs);
+    await this.shutDown(servers, cacheStop, cacheRun);
+    return { lostLease, ...(failure ? { error: failure } : {}) };
+  }
+
+  /** Serves /metrics and the health probes on their own ports (every replica). */
+  private async startServers(): Promise<Server[]> {
     const servers: Server[] = [];
     const { metricsBindAddress, healthProbeBindAddress } = this.config;
     if (metricsBindAddress) {
@@ -173,67 +193,57 @@ export class Manager {
         res.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
       });
       servers.push(await listen(app, metricsBindAddress));
-      log.info({ address: `${metricsBindAddress.host}:${metricsBindAddress.port}` }, "serving metrics");
+      this.logger.info({ address: `${metricsBindAddress.host}:${metricsBindAddress.port}` }, "serving metrics");
     }
     if (healthProbeBindAddress) {
       servers.push(await listen(this.health.app(), healthProbeBindAddress));
-      log.info({ address: `${healthProbeBindAddress.host}:${healthProbeBindAddress.port}` }, "serving health probes");
+      this.logger.info({ address: `${healthProbeBindAddress.host}:${healthProbeBindAddress.port}` }, "serving health probes");
     }
+    return servers;
+  }
 
-    // A runnable that fails (a port in use, a bad certificate directory) stops the whole manager
-    // with an error instead of leaving a half-working process or an unhandled rejection.
-    const failed = new AbortController();
-    let failure: string | undefined;
-    const guard = (r: Runnable, runSignal: AbortSignal) =>
-      r.start(runSignal).catch((err: unknown) => {
-        failure ??= `${r.name} failed: ${err instanceof Error ? err.message : String(err)}`;
-        log.error({ err: String(err), runnable: r.name }, "runnable failed; stopping the manager");
-        failed.abort();
-      });
-    signal = AbortSignal.any([signal, failed.signal]);
-    const cacheStop = new AbortController();
-    const cacheRun = this.cache.start(cacheStop.signal);
-    const everyReplica = new AbortController();
-    const replicaRuns = this.runnables.filter((r) => !r.needsLeaderElection).map((r) => guard(r, everyReplica.signal));
+  /**
+   * Runs the controllers while this replica leads (at once without leader election) until `signal`
+   * aborts; in-flight reconciles get the graceful-shutdown timeout. Resolves true when the lease was lost.
+   */
+  private async runLeaderRunnables(
+    signal: AbortSignal,
+    guard: (r: Runnable, runSignal: AbortSignal) => Promise<void>,
+  ): Promise<boolean> {
     const leaderRunnables = this.runnables.filter((r) => r.needsLeaderElection);
-    const runLeaderRunnables = async (leadSignal: AbortSignal) => {
+    const lead = async (leadSignal: AbortSignal) => {
       const runs = leaderRunnables.map((r) => guard(r, leadSignal));
-      await new Promise<void>((resolve) => {
-        if (leadSignal.aborted) resolve();
-        leadSignal.addEventListener("abort", () => resolve(), { once: true });
-      });
+      await untilAborted(leadSignal);
       const result = await withTimeout(Promise.all(runs), this.config.gracefulShutdownTimeoutMs);
       if (result === "timeout")
-        log.warn({ timeoutMs: this.config.gracefulShutdownTimeoutMs }, "in-flight reconciles did not finish in time");
+        this.logger.warn({ timeoutMs: this.config.gracefulShutdownTimeoutMs }, "in-flight reconciles did not finish in time");
     };
-
-    let lostLease = false;
-    if (this.config.leaderElect) {
-      this.elector = new LeaderElector({
-        name: this.config.leaderElectionId,
-        namespace: this.config.leaderElectionNamespace ?? "default",
-        client: this.client,
-        logger: log,
-        metrics: this.metrics,
-        leaseDurationMs: this.config.leaseDurationMs,
-        renewDeadlineMs: this.config.renewDeadlineMs,
-        retryPeriodMs: this.config.retryPeriodMs,
-        ...(this.identity ? { identity: this.identity } : {}),
-      });
-      log.info({ identity: this.elector.identity }, "waiting for the leader lease");
-      lostLease = await this.elector.run(signal, runLeaderRunnables);
-    } else {
-      await runLeaderRunnables(signal);
+    if (!this.config.leaderElect) {
+      await lead(signal);
+      return false;
     }
-    log.info({ lostLease }, "stopping");
-    everyReplica.abort();
-    await withTimeout(Promise.all(replicaRuns), this.config.gracefulShutdownTimeoutMs);
+    this.elector = new LeaderElector({
+      name: this.config.leaderElectionId,
+      namespace: this.config.leaderElectionNamespace ?? "default",
+      client: this.client,
+      logger: this.logger,
+      metrics: this.metrics,
+      leaseDurationMs: this.config.leaseDurationMs,
+      renewDeadlineMs: this.config.renewDeadlineMs,
+      retryPeriodMs: this.config.retryPeriodMs,
+      ...(this.identity ? { identity: this.identity } : {}),
+    });
+    this.logger.info({ identity: this.elector.identity }, "waiting for the leader lease");
+    return this.elector.run(signal, lead);
+  }
+
+  /** Flushes pending Events, stops the cache, closes the servers and the API connections. */
+  private async shutDown(servers: Server[], cacheStop: AbortController, cacheRun: Promise<void>): Promise<void> {
     for (const r of this.recorders.values()) await withTimeout(r.flush(), 2_000);
     cacheStop.abort();
     await cacheRun;
     await Promise.all(servers.map(close));
     await this.client.rest.close();
-    log.info("stopped");
-    return { lostLease, ...(failure ? { error: failure } : {}) };
+    this.logger.info("stopped");
   }
 }

@@ -1,15 +1,9 @@
 /** Runs a manager in the test process against a control plane, on free ports. */
 import type { KubeConfig } from "@kubernetes/client-node";
+import { buildManager } from "../../cli/compose.ts";
 import type { InformerOptions } from "../../core/cache/informer.ts";
-import {
-  createManager,
-  type Manager,
-  type ManagerExit,
-  type Plugin,
-  parseManagerConfig,
-  silentLogger,
-} from "../../core/index.ts";
-import { addWebhooks, type Webhooks } from "../../webhooks/index.ts";
+import { type Manager, type ManagerExit, type Plugin, parseManagerConfig, silentLogger } from "../../core/runtime.ts";
+import type { Webhooks } from "../../webhooks/index.ts";
 import { freePort } from "../controlplane/index.ts";
 
 /** A running in-process manager. */
@@ -45,13 +39,9 @@ export async function startTestManager(
     ],
     {},
   );
-  let webhooks: Webhooks | undefined;
-  const { manager } = await createManager({
+  const { manager, webhooks } = await buildManager({
     config,
     plugins,
-    beforeSetup: (m) => {
-      webhooks = addWebhooks(m);
-    },
     logger: process.env.KUBEPLUG_TEST_LOGS ? undefined : silentLogger(),
     ...(options.kubeConfig ? { kubeConfig: options.kubeConfig } : {}),
     ...(options.informer ? { cache: { informer: options.informer } } : {}),
@@ -61,7 +51,7 @@ export async function startTestManager(
   running.catch(() => undefined);
   return {
     manager,
-    webhooks: webhooks as Webhooks,
+    webhooks,
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     healthUrl: `http://127.0.0.1:${healthPort}`,
     stop: async () => {
