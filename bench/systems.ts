@@ -1,6 +1,6 @@
 /** Starting the systems under test: kubeplug, the raw floor, sample-controller. */
 import { join } from "node:path";
-import { RestClient } from "../core/index.ts";
+import { RestClient } from "../core/runtime.ts";
 import type { ControlPlane } from "../test/controlplane/index.ts";
 import { freePort, startControlPlane } from "../test/controlplane/index.ts";
 import { Managed, waitHttpOk } from "./lib/harness.ts";

@@ -10,7 +10,7 @@ import {
   type RestClient,
   type Service,
   ServiceKind,
-} from "../core/index.ts";
+} from "../core/runtime.ts";
 import { type ControlPlane, ensureBinaries, ensureTools, freePort } from "../test/controlplane/index.ts";
 import { createAll, Managed, percentile, rssBytes, Tracker, waitHttpOk } from "./lib/harness.ts";
 import { ensurePepr, startPepr } from "./pepr.ts";

@@ -1,5 +1,5 @@
 /** Applies the plugins' CRDs (server-side apply) and waits until they are served: `run --install` and the demo. */
-import { type CustomKind, crdOf, PatchType, type Plugin, type RestClient } from "../core/index.ts";
+import { type CustomKind, crdOf, PatchType, type Plugin, type RestClient } from "../core/runtime.ts";
 import { type Webhooks, webhookConfigurations } from "../webhooks/index.ts";
 
 function customKinds(plugins: readonly Plugin[]): CustomKind[] {

@@ -1,7 +1,7 @@
 /** The `kubeplug` command: run, manifests, demo, version. */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { managerFlagsHelp, parseManagerConfig } from "../core/index.ts";
+import { managerFlagsHelp, parseManagerConfig } from "../core/runtime.ts";
 import { plugins } from "../plugins/index.ts";
 import { installCrds, installWebhookConfigurations } from "./install.ts";
 import { generateManifests, writeManifests } from "./manifests.ts";

@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { type Kind, kindOf } from "./kinds.ts";
-import type { KubeObject } from "./object.ts";
+import type { KubeObject, Named } from "./object.ts";
 
 /** A printer column (`kubectl get` output). */
 export interface PrinterColumn {
@@ -19,15 +19,19 @@ export interface PrinterColumn {
 }
 
 /** What defines a custom kind. */
-export interface CustomKindDefinition<Spec extends z.ZodType, Status extends z.ZodType> {
+export interface CustomKindDefinition<
+  Spec extends z.ZodType,
+  Status extends z.ZodType,
+  Scope extends "Namespaced" | "Cluster" = "Namespaced" | "Cluster",
+> {
   group: string;
   version: string;
   kind: string;
-  /** Default: lower-case kind + "s". */
+  /** Default: {@link pluralOf} the kind. */
   plural?: string;
   shortNames?: readonly string[];
   categories?: readonly string[];
-  scope: "Namespaced" | "Cluster";
+  scope: Scope;
   /** What the kind is, for `kubectl explain`. */
   description: string;
   spec: Spec;
@@ -41,21 +45,29 @@ export interface CustomObject<S, St> extends KubeObject {
   status?: St;
 }
 
-/** A kind defined from zod schemas; `schema` validates whole objects' `spec`. */
-export interface CustomKind<S = unknown, St = unknown> extends Kind<CustomObject<S, St>> {
+/** A kind defined from zod schemas; `parseSpec` validates and defaults a `spec`. */
+export interface CustomKind<S = unknown, St = unknown, N extends boolean = boolean> extends Kind<CustomObject<S, St>, N> {
   readonly definition: CustomKindDefinition<z.ZodType<S>, z.ZodType<St>>;
   /** Validates and defaults a spec; see zod's safeParse. */
   parseSpec(spec: unknown): z.ZodSafeParseResult<S>;
 }
 
-/** The TypeScript type of a custom kind's objects. */
-export type ObjectOfKind<K> = K extends CustomKind<infer S, infer St> ? CustomObject<S, St> : never;
+/** The TypeScript type of a custom kind's objects as stored (named, and namespaced when the kind is). */
+export type ObjectOfKind<K> = K extends CustomKind<infer S, infer St, infer N> ? Named<CustomObject<S, St>, N> : never;
+
+/** The lower-case plural of a kind as Kubebuilder makes it: Policy -> policies, Bus -> buses, WebApp -> webapps. */
+export function pluralOf(kind: string): string {
+  const k = kind.toLowerCase();
+  if (/[^aeiou]y$/.test(k)) return `${k.slice(0, -1)}ies`;
+  if (/(s|x|z|ch|sh)$/.test(k)) return `${k}es`;
+  return `${k}s`;
+}
 
 /** Defines a custom kind; see the module comment. */
-export function defineKind<Spec extends z.ZodType, Status extends z.ZodType>(
-  def: CustomKindDefinition<Spec, Status>,
-): CustomKind<z.output<Spec>, z.output<Status>> {
-  const plural = def.plural ?? `${def.kind.toLowerCase()}s`;
+export function defineKind<Spec extends z.ZodType, Status extends z.ZodType, const Scope extends "Namespaced" | "Cluster">(
+  def: CustomKindDefinition<Spec, Status, Scope>,
+): CustomKind<z.output<Spec>, z.output<Status>, Scope extends "Namespaced" ? true : false> {
+  const plural = def.plural ?? pluralOf(def.kind);
   const base = kindOf<CustomObject<z.output<Spec>, z.output<Status>>>({
     group: def.group,
     version: def.version,
@@ -63,11 +75,12 @@ export function defineKind<Spec extends z.ZodType, Status extends z.ZodType>(
     plural,
     namespaced: def.scope === "Namespaced",
   });
+  // The scope's literal type is carried by the type parameter; at run time it is the boolean above.
   return Object.freeze({
     ...base,
     definition: { ...def, plural } as unknown as CustomKindDefinition<z.ZodType<z.output<Spec>>, z.ZodType<z.output<Status>>>,
     parseSpec: (spec: unknown) => def.spec.safeParse(spec) as z.ZodSafeParseResult<z.output<Spec>>,
-  });
+  }) as unknown as CustomKind<z.output<Spec>, z.output<Status>, Scope extends "Namespaced" ? true : false>;
 }
 
 type JsonSchema = { [key: string]: unknown };

@@ -1,53 +1,25 @@
-/** kubeplug's runtime: the public API plugins and the CLI use. */
-export * from "./builtin-kinds.ts";
-export { type EventHandler, Informer, type InformerOptions } from "./cache/informer.ts";
-export { KindInformers, type ListOptions, SharedCache, type SharedCacheOptions } from "./cache/shared-cache.ts";
-export { BY_CONTROLLER_UID, BY_NAMESPACE, type IndexFunc, Store } from "./cache/store.ts";
-export { Client, type DeleteOptions, type WriteOptions } from "./client/client.ts";
-export {
-  ApiError,
-  isAlreadyExists,
-  isConflict,
-  isGone,
-  isNotFound,
-  PatchType,
-  RestClient,
-  type RestMetrics,
-  type Status,
-} from "./client/rest.ts";
-export type { ControllerBuilder, ControllerSettings, ForStep, WatchOptions } from "./controller/builder.ts";
-export { Controller, type MapFn, type ReconcileContext, type Reconciler, type Request } from "./controller/controller.ts";
-export * from "./controller/predicates.ts";
-export * from "./controller/ratelimiter.ts";
+/**
+ * The plugin API: everything a plugin imports, and nothing else (runtime internals are in
+ * core/runtime.ts, for the CLI, tests and benchmarks). See README's "Write a plugin".
+ */
+
+export type { Client } from "./client/client.ts";
+export { ApiError, isNotFound } from "./client/rest.ts";
+// Controllers and reconciling.
+export type { ControllerHandle, ControllerSettings, Reconciler } from "./controller/builder.ts";
+export { annotationsChanged, generationChanged, labelsChanged, type Predicate } from "./controller/predicates.ts";
+export type { ReconcileContext } from "./controller/reconcile-context.ts";
 export { Action, type ReconcileResult, TerminalError } from "./controller/result.ts";
-export { WorkQueue } from "./controller/workqueue.ts";
-export * from "./crd.ts";
-export { ApiEventRecorder, type EventRecorder, type EventType } from "./events/recorder.ts";
-export * from "./helpers/index.ts";
-export * from "./kinds.ts";
-export { DEFAULT_LEASE_TIMINGS, LeaderElector, type LeaseTimings } from "./leader/elector.ts";
-export { createLogger, type Logger, type LogLevel, silentLogger } from "./logger.ts";
-export {
-  ConfigError,
-  envName,
-  type ManagerConfig,
-  managerFlagsHelp,
-  parseDuration,
-  parseManagerConfig,
-} from "./manager/config.ts";
-export {
-  buildContainer,
-  type ContainerOptions,
-  createManager,
-  loadKubeConfig,
-  ownNamespace,
-  PluginLoadError,
-  selectPlugins,
-  TOKENS,
-} from "./manager/container.ts";
-export { type Check, HealthChecks } from "./manager/health.ts";
-export { inspectPlugins } from "./manager/inspect.ts";
-export { Manager, type ManagerDeps, type ManagerExit } from "./manager/manager.ts";
-export { Metrics } from "./metrics/metrics.ts";
-export * from "./object.ts";
-export * from "./plugin.ts";
+export { defineKind, type ObjectOfKind } from "./crd.ts";
+export type { EventType } from "./events/recorder.ts";
+export { type Condition, type ConditionState, conditionSchema, findCondition, withConditions } from "./helpers/conditions.ts";
+export * as k8s from "./k8s.ts";
+export { type Kind, kindOf } from "./kinds.ts";
+export type { Logger } from "./logger.ts";
+export type { KubeObject, Named, ObjectKey } from "./object.ts";
+// A plugin and its kinds.
+export { definePlugin, type Permission, type Plugin, type PluginContext, type Runnable } from "./plugin.ts";
+export { quantity, sameQuantity } from "./quantity.ts";
+
+// Admission.
+export type { AdmissionContext, FieldCause, ValidationResult, WebhookBuilder } from "./webhook.ts";

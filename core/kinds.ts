@@ -3,23 +3,23 @@
  * core/ knows no plugin kind by name; plugins define theirs with `defineKind` (crd.ts) and use the
  * built-in Kubernetes kinds declared in builtin-kinds.ts.
  */
-import type { KubeObject } from "./object.ts";
+import type { KubeObject, Named } from "./object.ts";
 
 /** A kind on the API server: enough to build its URLs and name it in logs and metrics. */
-export interface Kind<T extends KubeObject = KubeObject> {
+export interface Kind<T extends KubeObject = KubeObject, N extends boolean = boolean> {
   /** API group; "" for the core group. */
   readonly group: string;
   readonly version: string;
   readonly kind: string;
   /** Lower-case plural resource name used in URLs, e.g. "deployments". */
   readonly plural: string;
-  readonly namespaced: boolean;
+  readonly namespaced: N;
   /** Phantom field carrying the object type; never set at run time. */
   readonly __type?: T;
 }
 
-/** The object type of a kind. */
-export type ObjectOf<K> = K extends Kind<infer T> ? T : never;
+/** The object type of a kind, as stored (named; namespaced when the kind is). */
+export type ObjectOf<K> = K extends Kind<infer T, infer N> ? Named<T, N> : never;
 
 /** `group/version`, or `version` for the core group. */
 export function apiVersionOf(kind: Kind): string {
@@ -52,12 +52,12 @@ export function objectPath(kind: Kind, name: string, namespace?: string, subreso
 }
 
 /** Declares a kind served by the API server (built-in or from a CRD installed elsewhere). */
-export function kindOf<T extends KubeObject>(spec: {
+export function kindOf<T extends KubeObject, const N extends boolean = boolean>(spec: {
   group: string;
   version: string;
   kind: string;
   plural: string;
-  namespaced: boolean;
-}): Kind<T> {
+  namespaced: N;
+}): Kind<T, N> {
   return Object.freeze({ ...spec });
 }

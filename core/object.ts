@@ -26,6 +26,21 @@ export interface KubeObject {
   metadata: ObjectMeta;
 }
 
+/**
+ * An object as the API server stores it: `metadata.name` is always set, and so is
+ * `metadata.namespace` for a namespaced kind (`N` true). What the cache, the client and reconcilers
+ * hand out, so plugins need no casts.
+ */
+export type Named<T extends KubeObject, N extends boolean = boolean> = T & {
+  metadata: { name: string } & ([N] extends [true] ? { namespace: string } : unknown);
+};
+
+/** Which object to reconcile: its name and, for a namespaced kind, its namespace. */
+export interface ObjectKey {
+  readonly name: string;
+  readonly namespace?: string | undefined;
+}
+
 /** A `namespace/name` key (just `name` for cluster-scoped objects), as client-go's MetaNamespaceKeyFunc. */
 export function objectKey(obj: { metadata: { namespace?: string; name?: string } }): string {
   const { namespace, name } = obj.metadata;

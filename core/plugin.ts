@@ -1,24 +1,52 @@
 /**
- * The plugin contract. A plugin is one operator: it declares its kinds and the RBAC rules its
- * controllers need, and in `setup()` registers controllers (and, through extensions such as the
- * webhook server, admission handlers). The manager loads the plugins named in its configuration.
+ * The plugin contract. A plugin is one operator: it declares its kinds, the few permissions the
+ * framework cannot derive, and in `setup()` registers controllers and admission webhooks. The
+ * manager loads the plugins named in its configuration; `kubeplug manifests` runs the same `setup()`
+ * without a cluster to generate CRDs, RBAC and webhook configurations.
  */
-import type { SharedCache } from "./cache/shared-cache.ts";
 import type { Client } from "./client/client.ts";
 import type { ForStep } from "./controller/builder.ts";
-import type { EventRecorder } from "./events/recorder.ts";
 import type { Kind } from "./kinds.ts";
 import type { Logger } from "./logger.ts";
 import type { ManagerConfig } from "./manager/config.ts";
 import type { Check } from "./manager/health.ts";
 import type { Metrics } from "./metrics/metrics.ts";
-import type { KubeObject } from "./object.ts";
+import type { KubeObject, Named } from "./object.ts";
+import type { WebhookBuilder } from "./webhook.ts";
 
 /** An RBAC rule, as in a ClusterRole. No wildcards: name every group, resource and verb. */
 export interface PolicyRule {
   apiGroups: readonly string[];
   resources: readonly string[];
   verbs: readonly string[];
+  resourceNames?: readonly string[];
+}
+
+/** RBAC verbs on a resource. */
+export type Verb =
+  | "get"
+  | "list"
+  | "watch"
+  | "create"
+  | "update"
+  | "patch"
+  | "delete"
+  | "deletecollection"
+  | "bind"
+  | "escalate"
+  | "impersonate";
+
+/**
+ * A permission the framework cannot derive from a plugin's controllers (e.g. reading Pods uncached,
+ * `bind` on the `admin` ClusterRole). Given by kind, so its scope (namespaced or cluster-wide) and
+ * resource name come from the kind itself.
+ */
+export interface Permission {
+  kind: Kind;
+  verbs: readonly Verb[];
+  /** A subresource such as `status` or `log`. */
+  subresource?: string;
+  /** Only these objects. */
   resourceNames?: readonly string[];
 }
 
@@ -30,40 +58,30 @@ export interface Runnable {
   start(signal: AbortSignal): Promise<void>;
 }
 
-/** What a plugin's `setup()` receives. */
+/** What a plugin's `setup()` receives. Everything here is a declaration: safe without a cluster. */
 export interface PluginContext {
-  /** Starts a controller builder; see core/controller/builder.ts. */
+  /** Starts a controller: `.for(kind).owns(child).finalizer(name, cleanup).reconcile(fn)`. */
   controller(name: string): ForStep;
-  readonly client: Client;
-  readonly cache: SharedCache;
+  /** The admission webhooks of a kind: `.default(fn?)` and `.validate(fn?)`. */
+  webhooks<T extends KubeObject, N extends boolean>(kind: Kind<T, N>): WebhookBuilder<Named<T, N>>;
   /**
-   * Registers a cache index for a kind (e.g. Tenants by `spec.namespace`), so reconcilers and
-   * webhooks can list by it: `client.list(kind, { index: { name, value } })`. A declaration like
-   * `controller()`: safe in setup() even when no cluster is there (manifest generation).
+   * A cache index for a kind (e.g. Tenants by `spec.namespace`), read with
+   * `client.list(kind, { index: { name, value } })` by reconcilers, watch maps and webhooks.
    */
-  addIndex<T extends KubeObject>(kind: Kind<T>, name: string, fn: (obj: T) => readonly string[]): void;
-  /** An event recorder reporting as `kubeplug/<component>`. */
-  recorder(component: string): EventRecorder;
+  addIndex<T extends KubeObject, N extends boolean>(
+    kind: Kind<T, N>,
+    name: string,
+    fn: (obj: Named<T, N>) => readonly string[],
+  ): void;
+  /** Cached reads, API writes; for watch maps and runnables (reconcilers get it on their context). */
+  readonly client: Client;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly config: ManagerConfig;
   addHealthCheck(name: string, check: Check): void;
   addReadyCheck(name: string, check: Check): void;
-  /** Runs something alongside the controllers. */
+  /** Runs something alongside the controllers (e.g. a loop that enqueues on an external event). */
   add(runnable: Runnable): void;
-  /** Extensions registered by the composition root, e.g. the admission webhook registry. */
-  extension<T>(key: ExtensionKey<T>): T;
-}
-
-/** A typed key for {@link PluginContext.extension}. */
-export interface ExtensionKey<T> {
-  readonly name: string;
-  readonly __type?: T;
-}
-
-/** Makes an extension key. */
-export function extensionKey<T>(name: string): ExtensionKey<T> {
-  return { name };
 }
 
 /** A plugin; see the module comment. */
@@ -72,12 +90,28 @@ export interface Plugin {
   readonly name: string;
   /** Kinds this plugin defines (their CRDs are generated from these). */
   readonly kinds: readonly Kind[];
-  /** Exactly what its controllers need, nothing more. */
-  readonly rbac: readonly PolicyRule[];
+  /**
+   * Only what the framework cannot derive. RBAC for a controller's `for`, `owns` and `watches` kinds,
+   * their status and finalizers, and Events is generated from the controllers themselves.
+   */
+  readonly rbac?: readonly Permission[];
   setup(ctx: PluginContext): void | Promise<void>;
 }
 
 /** Declares a plugin (identity function that checks the shape at compile time). */
 export function definePlugin<P extends Plugin>(plugin: P): P {
   return plugin;
+}
+
+/** True when `value` has the shape of a {@link Plugin} (checked when loading plugins by name). */
+export function isPlugin(value: unknown): value is Plugin {
+  const p = value as Partial<Plugin> | null;
+  return (
+    typeof p === "object" &&
+    p !== null &&
+    typeof p.name === "string" &&
+    Array.isArray(p.kinds) &&
+    typeof p.setup === "function" &&
+    (p.rbac === undefined || Array.isArray(p.rbac))
+  );
 }

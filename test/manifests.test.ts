@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { generateManifests, writeManifests } from "../cli/manifests.ts";
-import { crdOf, RestClient } from "../core/index.ts";
+import { crdOf, RestClient } from "../core/runtime.ts";
 import { plugins } from "../plugins/index.ts";
 import { WebAppKind, webAppSpec } from "../plugins/webapp/api.ts";
 import { type ControlPlane, ensureTools, startControlPlane, type Tools } from "./controlplane/index.ts";

@@ -20,7 +20,7 @@ import {
   RestClient,
   type Service,
   ServiceKind,
-} from "../core/index.ts";
+} from "../core/runtime.ts";
 import { startControlPlane } from "./controlplane/index.ts";
 
 interface WebApp extends KubeObject {

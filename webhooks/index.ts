@@ -1,23 +1,15 @@
 /** The admission webhook server shared by all plugins, and what plugins use to register handlers. */
-import { type Manager, ownNamespace } from "../core/index.ts";
+import { type Manager, ownNamespace } from "../core/runtime.ts";
 import { FileCertWatcher } from "./certs/files.ts";
 import { SelfManagedCerts } from "./certs/self-managed.ts";
 import type { CertSource } from "./certs/source.ts";
-import { WEBHOOKS, WebhookRegistry } from "./registry.ts";
+import { WebhookRegistry } from "./registry.ts";
 import { WebhookServer } from "./server.ts";
 
 export { generateTls, type TlsBundle } from "./certs/generate.ts";
 export { type ConfigurationOptions, type WebhookTarget, webhookConfigurations } from "./configuration.ts";
-export {
-  type AdmissionContext,
-  type Defaulter,
-  type ValidationResult,
-  type Validator,
-  WEBHOOKS,
-  WebhookRegistry,
-  webhookPath,
-} from "./registry.ts";
-export { type FieldCause, jsonPatch } from "./review.ts";
+export { type WebhookEntry, WebhookRegistry, webhookPath } from "./registry.ts";
+export { jsonPatch } from "./review.ts";
 export { WebhookServer } from "./server.ts";
 
 /** What {@link addWebhooks} set up. */
@@ -34,12 +26,13 @@ export function serviceHosts(service: string, namespace: string): string[] {
 }
 
 /**
- * Adds the webhook registry (as the `WEBHOOKS` extension) and, unless disabled, the HTTPS server and
- * its certificate source to a manager. Call before the plugins' setup (ContainerOptions.beforeSetup).
+ * Adds the webhook registry (where plugins' `ctx.webhooks(kind)` declarations go) and, unless
+ * disabled, the HTTPS server and its certificate source to a manager. Call before the plugins'
+ * setup (ContainerOptions.beforeSetup).
  */
 export function addWebhooks(manager: Manager): Webhooks {
   const registry = new WebhookRegistry();
-  manager.setExtension(WEBHOOKS, registry);
+  manager.setWebhooks(registry);
   const config = manager.config;
   if (!config.webhookBindAddress) return { registry };
   const namespace = config.leaderElectionNamespace ?? ownNamespace();

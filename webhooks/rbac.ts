@@ -1,5 +1,5 @@
 /** What the webhook machinery needs from the API, for the generated RBAC. */
-import type { PolicyRule } from "../core/index.ts";
+import type { PolicyRule } from "../core/runtime.ts";
 
 /** Cluster-wide: keep the caBundle of kubeplug's own webhook configurations current (self-managed certificates). */
 export const WEBHOOK_CLUSTER_RULES: readonly PolicyRule[] = [

@@ -1,39 +1,18 @@
 /**
- * Where plugins register admission handlers: a defaulter and/or a validator per kind. Paths follow
+ * Where plugins' webhook declarations (`ctx.webhooks(kind).default().validate()`, declared in
+ * core/webhook.ts) are registered: a defaulter and/or a validator per kind. Paths follow
  * Kubebuilder's pattern (`/mutate-webapp-example-com-v1-webapp`, `/validate-...`).
- *
- * For kinds defined from a zod schema (`defineKind`), the schema itself is applied first: the
- * defaulting webhook fills in the schema's defaults (only what is missing) and both webhooks deny a
- * spec the schema rejects, naming every bad field at once. Plugin handlers add what a schema cannot
- * say (immutable fields, cross-object rules).
  */
-import type { Client, CustomKind, Kind, KubeObject } from "../core/index.ts";
-import { extensionKey } from "../core/index.ts";
-import type { AdmissionRequest, FieldCause } from "./review.ts";
-
-/** What a handler knows besides the object. */
-export interface AdmissionContext<T extends KubeObject> {
-  operation: "CREATE" | "UPDATE" | "DELETE" | "CONNECT";
-  /** The stored object on UPDATE and DELETE. */
-  oldObject: T | undefined;
-  /** Cached reads (e.g. to check another object claims the same thing). */
-  client: Client;
-  request: AdmissionRequest;
-}
-
-/** Changes `obj` (a private copy) in place or returns a new object; only what it sets is patched. */
-export type Defaulter<T extends KubeObject> = (obj: T, ctx: AdmissionContext<T>) => T | undefined | Promise<T | undefined>;
-
-/** What a validator found: bad fields (deny) and warnings (shown by kubectl, allowed). */
-export interface ValidationResult {
-  causes?: FieldCause[];
-  warnings?: string[];
-}
-
-/** Checks an object; returns the problems found (none: allowed). */
-export type Validator<T extends KubeObject> = (obj: T, ctx: AdmissionContext<T>) => ValidationResult | Promise<ValidationResult>;
-
-type Operation = "CREATE" | "UPDATE" | "DELETE";
+import type {
+  CustomKind,
+  Defaulter,
+  Kind,
+  KubeObject,
+  Operation,
+  Validator,
+  WebhookOptions,
+  WebhookRegistrar,
+} from "../core/runtime.ts";
 
 /** One registered webhook. */
 export interface WebhookEntry {
@@ -58,41 +37,30 @@ export function isCustomKind(kind: Kind): kind is CustomKind {
   return "definition" in kind;
 }
 
+const DEFAULT_OPERATIONS: readonly Operation[] = ["CREATE", "UPDATE"];
+
 /** See the module comment. One registry per manager, shared by all plugins. */
-export class WebhookRegistry {
+export class WebhookRegistry implements WebhookRegistrar {
   private readonly byPath = new Map<string, WebhookEntry>();
 
-  private add(entry: WebhookEntry): this {
-    if (this.byPath.has(entry.path))
-      throw new Error(`a ${entry.type} webhook for ${entry.kind.kind} is already registered (${entry.path})`);
-    this.byPath.set(entry.path, entry);
-    return this;
+  private add(type: WebhookEntry["type"], kind: Kind, options: WebhookOptions, handler: Partial<WebhookEntry>): void {
+    const path = webhookPath(type, kind);
+    if (this.byPath.has(path)) throw new Error(`a ${type} webhook for ${kind.kind} is already registered (${path})`);
+    if (type === "mutating" && options.operations?.includes("DELETE")) {
+      throw new Error(`default(${kind.kind}): a defaulting webhook cannot run on DELETE (there is nothing to default)`);
+    }
+    const name = `${type === "mutating" ? "m" : "v"}${kind.kind.toLowerCase()}.${kind.group || "core"}`;
+    this.byPath.set(path, { type, path, name, kind, operations: options.operations ?? DEFAULT_OPERATIONS, ...handler });
   }
 
   /** Registers the defaulting (mutating) webhook of a kind. */
-  defaulter<T extends KubeObject>(kind: Kind<T>, fn?: Defaulter<T>, options: { operations?: readonly Operation[] } = {}): this {
-    const group = kind.group || "core";
-    return this.add({
-      type: "mutating",
-      path: webhookPath("mutating", kind),
-      name: `m${kind.kind.toLowerCase()}.${group}`,
-      kind,
-      operations: options.operations ?? ["CREATE", "UPDATE"],
-      ...(fn ? { defaulter: fn as unknown as Defaulter<KubeObject> } : {}),
-    });
+  defaulter(kind: Kind, fn: Defaulter<KubeObject> | undefined, options: WebhookOptions = {}): void {
+    this.add("mutating", kind, options, fn ? { defaulter: fn } : {});
   }
 
   /** Registers the validating webhook of a kind. */
-  validator<T extends KubeObject>(kind: Kind<T>, fn?: Validator<T>, options: { operations?: readonly Operation[] } = {}): this {
-    const group = kind.group || "core";
-    return this.add({
-      type: "validating",
-      path: webhookPath("validating", kind),
-      name: `v${kind.kind.toLowerCase()}.${group}`,
-      kind,
-      operations: options.operations ?? ["CREATE", "UPDATE"],
-      ...(fn ? { validator: fn as unknown as Validator<KubeObject> } : {}),
-    });
+  validator(kind: Kind, fn: Validator<KubeObject> | undefined, options: WebhookOptions = {}): void {
+    this.add("validating", kind, options, fn ? { validator: fn } : {});
   }
 
   /** Every registered webhook. */
@@ -105,6 +73,3 @@ export class WebhookRegistry {
     return this.byPath.get(path);
   }
 }
-
-/** The extension key plugins use: `ctx.extension(WEBHOOKS).defaulter(kind, fn).validator(kind, fn)`. */
-export const WEBHOOKS = extensionKey<WebhookRegistry>("webhooks");

@@ -7,21 +7,19 @@
 import { runManager } from "../../cli/run.ts";
 import {
   Action,
-  controllerReference,
-  createOrUpdate,
   DeploymentKind,
   definePlugin,
   type KubeObject,
   kindOf,
+  type Named,
   type ReconcileContext,
-  type Request,
-} from "../../core/index.ts";
+} from "../../core/runtime.ts";
 
 interface Foo extends KubeObject {
   spec: { deploymentName: string; replicas: number };
   status?: { availableReplicas?: number };
 }
-const FooKind = kindOf<Foo>({
+const FooKind = kindOf<Foo, true>({
   group: "samplecontroller.k8s.io",
   version: "v1alpha1",
   kind: "Foo",
@@ -29,27 +27,19 @@ const FooKind = kindOf<Foo>({
   namespaced: true,
 });
 
-async function reconcileFoo(request: Request, ctx: ReconcileContext) {
-  const foo = await ctx.client.get(FooKind, request.name, request.namespace);
-  if (!foo) return Action.awaitChange();
-  const labels = { app: "nginx", controller: foo.metadata.name as string };
-  const { object } = await createOrUpdate(
-    ctx.client,
-    DeploymentKind,
-    { name: foo.spec.deploymentName, namespace: request.namespace },
-    (d) => {
-      d.metadata.ownerReferences = [controllerReference(foo, FooKind)];
-      const spec = d.spec ?? { selector: {}, template: {} };
-      spec.replicas = foo.spec.replicas;
-      spec.selector = { matchLabels: labels };
-      spec.template.metadata = { ...spec.template.metadata, labels };
-      const pod = spec.template.spec ?? { containers: [] };
-      pod.containers = [{ ...pod.containers.find((c) => c.name === "nginx"), name: "nginx", image: "nginx:latest" }];
-      spec.template.spec = pod;
-      d.spec = spec;
-    },
-  );
-  const available = object.status?.availableReplicas ?? 0;
+async function reconcileFoo(foo: Named<Foo, true>, ctx: ReconcileContext<Named<Foo, true>>) {
+  const labels = { app: "nginx", controller: foo.metadata.name };
+  const deployment = await ctx.own(DeploymentKind, foo.spec.deploymentName, (d) => {
+    const spec = d.spec ?? { selector: {}, template: {} };
+    spec.replicas = foo.spec.replicas;
+    spec.selector = { matchLabels: labels };
+    spec.template.metadata = { ...spec.template.metadata, labels };
+    const pod = spec.template.spec ?? { containers: [] };
+    pod.containers = [{ ...pod.containers.find((c) => c.name === "nginx"), name: "nginx", image: "nginx:latest" }];
+    spec.template.spec = pod;
+    d.spec = spec;
+  });
+  const available = deployment.status?.availableReplicas ?? 0;
   if (foo.status?.availableReplicas !== available) {
     await ctx.client.update(FooKind, { ...structuredClone(foo), status: { availableReplicas: available } });
   }
@@ -59,7 +49,6 @@ async function reconcileFoo(request: Request, ctx: ReconcileContext) {
 const fooPlugin = definePlugin({
   name: "foo",
   kinds: [],
-  rbac: [],
   setup(ctx) {
     ctx.controller("foo").for(FooKind).owns(DeploymentKind).reconcile(reconcileFoo);
   },

@@ -1,7 +1,7 @@
 /** Shared pieces of the benchmarks: processes, bulk writes, convergence tracking, statistics. */
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { Informer, type Kind, type KubeObject, objectKey, type RestClient } from "../../core/index.ts";
+import { Informer, type Kind, type KubeObject, objectKey, type RestClient } from "../../core/runtime.ts";
 
 /** Percentile (nearest rank) of a list of numbers. */
 export function percentile(values: readonly number[], p: number): number {

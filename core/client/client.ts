@@ -8,7 +8,7 @@
  */
 import type { KindInformers, ListOptions, SharedCache } from "../cache/shared-cache.ts";
 import { apiVersionOf, collectionPath, type Kind, objectPath } from "../kinds.ts";
-import type { KubeObject } from "../object.ts";
+import type { KubeObject, Named } from "../object.ts";
 import { isNotFound, PatchType, type RestClient } from "./rest.ts";
 
 /** Options for writes. */
@@ -30,6 +30,13 @@ type Patch = Record<string, unknown> | readonly Record<string, unknown>[];
 
 const FIELD_MANAGER = "kubeplug";
 
+/** The name of an object about to be written by name; a clear error instead of a request to a wrong URL. */
+function nameOf(kind: Kind, obj: KubeObject): string {
+  const { name } = obj.metadata;
+  if (!name) throw new Error(`a ${kind.kind} needs metadata.name to be written by name`);
+  return name;
+}
+
 /** See the module comment. */
 export class Client {
   readonly rest: RestClient;
@@ -42,19 +49,23 @@ export class Client {
     this.fieldManager = options.fieldManager ?? FIELD_MANAGER;
   }
 
-  private async synced<T extends KubeObject>(kind: Kind<T>): Promise<KindInformers<T>> {
+  private async synced<T extends KubeObject, N extends boolean>(kind: Kind<T, N>): Promise<KindInformers<Named<T, N>>> {
     const informer = this.cache.informer(kind);
     if (!informer.hasSynced) await informer.waitForSync();
     return informer;
   }
 
   /** An object from the cache, or undefined when it does not exist. */
-  async get<T extends KubeObject>(kind: Kind<T>, name: string, namespace?: string): Promise<T | undefined> {
+  async get<T extends KubeObject, N extends boolean>(
+    kind: Kind<T, N>,
+    name: string,
+    namespace?: string,
+  ): Promise<Named<T, N> | undefined> {
     return (await this.synced(kind)).get(name, namespace);
   }
 
   /** Objects from the cache. */
-  async list<T extends KubeObject>(kind: Kind<T>, options: ListOptions = {}): Promise<T[]> {
+  async list<T extends KubeObject, N extends boolean>(kind: Kind<T, N>, options: ListOptions = {}): Promise<Named<T, N>[]> {
     return (await this.synced(kind)).list(options);
   }
 
@@ -67,31 +78,31 @@ export class Client {
   }
 
   /** Creates an object; its namespace comes from `metadata.namespace`. */
-  create<T extends KubeObject>(kind: Kind<T>, obj: T, options: WriteOptions = {}): Promise<T> {
-    return this.rest.request<T>("POST", collectionPath(kind, obj.metadata.namespace), {
+  create<T extends KubeObject, N extends boolean>(kind: Kind<T, N>, obj: T, options: WriteOptions = {}): Promise<Named<T, N>> {
+    return this.rest.request<Named<T, N>>("POST", collectionPath(kind, obj.metadata.namespace), {
       body: this.withType(kind, obj),
       query: this.query(options),
     });
   }
 
   /** Replaces an object (optimistic concurrency through `metadata.resourceVersion`). */
-  update<T extends KubeObject>(kind: Kind<T>, obj: T, options: WriteOptions = {}): Promise<T> {
-    return this.rest.request<T>("PUT", objectPath(kind, obj.metadata.name as string, obj.metadata.namespace), {
+  update<T extends KubeObject, N extends boolean>(kind: Kind<T, N>, obj: T, options: WriteOptions = {}): Promise<Named<T, N>> {
+    return this.rest.request<Named<T, N>>("PUT", objectPath(kind, nameOf(kind, obj), obj.metadata.namespace), {
       body: this.withType(kind, obj),
       query: this.query(options),
     });
   }
 
   /** Patches an object; merge patch by default. */
-  patch<T extends KubeObject>(
-    kind: Kind<T>,
+  patch<T extends KubeObject, N extends boolean>(
+    kind: Kind<T, N>,
     name: string,
     namespace: string | undefined,
     patch: Patch,
     type: PatchType = PatchType.merge,
     options: WriteOptions = {},
-  ): Promise<T> {
-    return this.rest.request<T>("PATCH", objectPath(kind, name, namespace), {
+  ): Promise<Named<T, N>> {
+    return this.rest.request<Named<T, N>>("PATCH", objectPath(kind, name, namespace), {
       body: patch,
       contentType: type,
       query: this.query(options),
@@ -99,8 +110,12 @@ export class Client {
   }
 
   /** Server-side apply of a (partial) desired object; `force` takes over conflicting fields. */
-  apply<T extends KubeObject>(kind: Kind<T>, obj: T, options: WriteOptions & { force?: boolean } = {}): Promise<T> {
-    return this.rest.request<T>("PATCH", objectPath(kind, obj.metadata.name as string, obj.metadata.namespace), {
+  apply<T extends KubeObject, N extends boolean>(
+    kind: Kind<T, N>,
+    obj: T,
+    options: WriteOptions & { force?: boolean } = {},
+  ): Promise<Named<T, N>> {
+    return this.rest.request<Named<T, N>>("PATCH", objectPath(kind, nameOf(kind, obj), obj.metadata.namespace), {
       body: this.withType(kind, obj),
       contentType: PatchType.apply,
       query: { ...this.query(options), force: options.force ?? true },
@@ -108,8 +123,12 @@ export class Client {
   }
 
   /** Replaces the status subresource of an object. */
-  updateStatus<T extends KubeObject>(kind: Kind<T>, obj: T, options: WriteOptions = {}): Promise<T> {
-    return this.rest.request<T>("PUT", objectPath(kind, obj.metadata.name as string, obj.metadata.namespace, "status"), {
+  updateStatus<T extends KubeObject, N extends boolean>(
+    kind: Kind<T, N>,
+    obj: T,
+    options: WriteOptions = {},
+  ): Promise<Named<T, N>> {
+    return this.rest.request<Named<T, N>>("PUT", objectPath(kind, nameOf(kind, obj), obj.metadata.namespace, "status"), {
       body: this.withType(kind, obj),
       query: this.query(options),
     });
@@ -151,16 +170,26 @@ export class Client {
 
   /** Uncached reads, straight from the API server. */
   readonly reader = {
-    get: async <T extends KubeObject>(kind: Kind<T>, name: string, namespace?: string): Promise<T | undefined> => {
+    get: async <T extends KubeObject, N extends boolean>(
+      kind: Kind<T, N>,
+      name: string,
+      namespace?: string,
+    ): Promise<Named<T, N> | undefined> => {
       try {
-        return await this.rest.request<T>("GET", objectPath(kind, name, namespace));
+        return await this.rest.request<Named<T, N>>("GET", objectPath(kind, name, namespace));
       } catch (err) {
         if (isNotFound(err)) return undefined;
         throw err;
       }
     },
-    list: async <T extends KubeObject>(kind: Kind<T>, namespace?: string, labelSelector?: string): Promise<T[]> => {
-      const out = await this.rest.request<{ items: T[] }>("GET", collectionPath(kind, namespace), { query: { labelSelector } });
+    list: async <T extends KubeObject, N extends boolean>(
+      kind: Kind<T, N>,
+      namespace?: string,
+      labelSelector?: string,
+    ): Promise<Named<T, N>[]> => {
+      const out = await this.rest.request<{ items: Named<T, N>[] }>("GET", collectionPath(kind, namespace), {
+        query: { labelSelector },
+      });
       return out.items;
     },
   };

@@ -9,64 +9,47 @@
  */
 import { randomUUID } from "node:crypto";
 import type { SharedCache } from "../cache/shared-cache.ts";
-import type { Client } from "../client/client.ts";
-import type { EventRecorder } from "../events/recorder.ts";
 import type { Kind } from "../kinds.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics/metrics.ts";
-import { type KubeObject, objectKey, splitKey } from "../object.ts";
-import { admits, type Predicate } from "./predicates.ts";
+import { type ObjectKey, objectKey, splitKey } from "../object.ts";
+import type { MapFn, Source } from "./builder.ts";
+import { admits } from "./predicates.ts";
 import type { RateLimiter } from "./ratelimiter.ts";
 import { type ReconcileResult, TerminalError } from "./result.ts";
 import { WorkQueue } from "./workqueue.ts";
 
 /** What to reconcile: the object's name and (for namespaced kinds) namespace. */
-export interface Request {
-  readonly name: string;
-  readonly namespace?: string;
-}
+export type Request = ObjectKey;
 
-/** Everything a reconcile needs besides the request. */
-export interface ReconcileContext {
-  /** Cached reads, API writes. */
-  readonly client: Client;
+/** What the controller gives a key-based reconcile; the object reconciler (reconcile-context.ts) builds on it. */
+export interface RequestContext {
   /** Logger with controller, namespace, name and reconcileID. */
   readonly log: Logger;
-  readonly recorder: EventRecorder;
   /** Aborted when the manager stops: pass it to long waits. */
   readonly signal: AbortSignal;
   readonly controller: string;
   readonly reconcileID: string;
 }
 
-/** A reconcile function: one request in, an Action (or nothing) out; throw to retry with backoff. */
-export type Reconciler = (request: Request, ctx: ReconcileContext) => Promise<ReconcileResult>;
-
-/** Maps an event's object to the requests it should wake. */
-export type MapFn<T extends KubeObject = KubeObject> = (obj: T) => readonly Request[];
-
-/** One watched kind of a controller. */
-export interface Source<T extends KubeObject = KubeObject> {
-  readonly kind: Kind<T>;
-  readonly predicates: readonly Predicate<T>[];
-  readonly map: MapFn<T>;
-}
+/** A key-based reconcile: one request in, an Action (or nothing) out; throw to retry with backoff. */
+export type RequestReconciler = (request: Request, ctx: RequestContext) => Promise<ReconcileResult>;
 
 /** Dependencies and settings of a controller. */
 export interface ControllerOptions {
   name: string;
+  /** The kind reconciled (the `for` kind): owned children map to owners of this kind. */
+  kind: Kind;
   sources: readonly Source[];
-  reconcile: Reconciler;
+  reconcile: RequestReconciler;
   cache: SharedCache;
-  client: Client;
-  recorder: EventRecorder;
   metrics: Metrics;
   logger: Logger;
   maxConcurrentReconciles: number;
   rateLimiter?: RateLimiter<string>;
 }
 
-function requestKey(r: Request): string {
+function requestKey(r: ObjectKey): string {
   return r.namespace ? `${r.namespace}/${r.name}` : r.name;
 }
 
@@ -77,6 +60,8 @@ export class Controller {
   private readonly options: ControllerOptions;
   private readonly log: Logger;
   private queue: WorkQueue | undefined;
+  /** Keys enqueued while no queue runs (before start, or on a replica that is not the leader). */
+  private readonly pending = new Set<string>();
 
   constructor(options: ControllerOptions) {
     this.options = options;
@@ -84,9 +69,11 @@ export class Controller {
     this.log = options.logger.child({ controller: options.name });
   }
 
-  /** Adds a request directly (tests, or plugins reacting to something outside the cluster). */
+  /** Adds a key directly (plugins reacting to something outside the cluster, tests). */
   enqueue(request: Request): void {
-    this.queue?.add(requestKey(request));
+    const key = requestKey(request);
+    if (this.queue) this.queue.add(key);
+    else this.pending.add(key);
   }
 
   /** Runs until `signal` aborts, then finishes in-flight reconciles and resolves. */
@@ -97,12 +84,21 @@ export class Controller {
       ...(this.options.rateLimiter ? { rateLimiter: this.options.rateLimiter } : {}),
     });
     this.queue = queue;
-    const enqueueAll = (requests: readonly Request[]) => {
-      for (const r of requests) queue.add(requestKey(r));
+    for (const key of this.pending) queue.add(key);
+    this.pending.clear();
+    const enqueueAll = (requests: readonly Request[] | Promise<readonly Request[]>) => {
+      if (!Array.isArray(requests)) {
+        (requests as Promise<readonly Request[]>).then(enqueueAll, (err: unknown) =>
+          this.log.error({ err: String(err) }, "a watch map failed; its event is dropped"),
+        );
+        return;
+      }
+      for (const r of requests as readonly Request[]) queue.add(requestKey(r));
     };
     const removers = sources.map((source) => {
       const informer = cache.informer(source.kind);
-      const { predicates, map } = source;
+      const { predicates } = source;
+      const map: MapFn = source.map ?? (source.role === "for" ? mapToSelf : mapToControllerOwner(this.options.kind));
       return informer.addHandler({
         onAdd: (obj) => {
           if (predicates.every((p) => admits(p, "create", obj))) enqueueAll(map(obj));
@@ -145,6 +141,7 @@ export class Controller {
       await Promise.all(loops);
       await queue.shutDownWithDrain();
     } finally {
+      this.queue = undefined;
       signal.removeEventListener("abort", onAbort);
       for (const remove of removers) remove();
       this.log.info("stopped");
@@ -152,7 +149,7 @@ export class Controller {
   }
 
   private async process(queue: WorkQueue, key: string, signal: AbortSignal): Promise<void> {
-    const { metrics, reconcile, client, recorder } = this.options;
+    const { metrics, reconcile } = this.options;
     const labels = { controller: this.name };
     const request = splitKey(key);
     const reconcileID = randomUUID();
@@ -164,7 +161,7 @@ export class Controller {
     metrics.activeWorkers.inc(labels);
     const started = performance.now();
     try {
-      const result = await reconcile(request, { client, log, recorder, signal, controller: this.name, reconcileID });
+      const result = await reconcile(request, { log, signal, controller: this.name, reconcileID });
       queue.forget(key);
       if (result?.type === "requeueAfter") {
         queue.addAfter(key, result.ms);

@@ -74,3 +74,30 @@ export function findCondition(conditions: readonly Condition[] | undefined, type
 export function isConditionTrue(conditions: readonly Condition[] | undefined, type: string): boolean {
   return findCondition(conditions, type)?.status === "True";
 }
+
+/** What a reconciler says about one condition: its status (true, false or "Unknown"), reason and message. */
+export interface ConditionState {
+  status: boolean | "Unknown";
+  reason: string;
+  message: string;
+}
+
+/**
+ * The conditions of `obj` with each condition in `updates` set (see {@link setCondition}) and its
+ * `observedGeneration` set to the object's generation:
+ * `withConditions(app, { Available: { status: true, reason: "MinimumReplicasAvailable", message } })`.
+ */
+export function withConditions(
+  obj: { metadata: { generation?: number | undefined }; status?: { conditions?: readonly Condition[] | undefined } | undefined },
+  updates: Record<string, ConditionState>,
+  now: Date = new Date(),
+): Condition[] {
+  let conditions: Condition[] = [...(obj.status?.conditions ?? [])];
+  for (const [type, { status, reason, message }] of Object.entries(updates)) {
+    const value = status === "Unknown" ? status : status ? "True" : "False";
+    const update = { type, status: value, reason, message } as const;
+    const generation = obj.metadata.generation;
+    conditions = setCondition(conditions, generation === undefined ? update : { ...update, observedGeneration: generation }, now);
+  }
+  return conditions;
+}

@@ -29,7 +29,7 @@
 import type { Client } from "../client/client.ts";
 import { ApiError, isConflict } from "../client/rest.ts";
 import { type Kind, objectPath } from "../kinds.ts";
-import type { KubeObject } from "../object.ts";
+import type { KubeObject, Named } from "../object.ts";
 
 /** How many PUTs {@link writeStatus} tries before giving up on conflicts. */
 export const WRITE_STATUS_ATTEMPTS = 5;
@@ -62,12 +62,12 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
 }
 
 /** Computes the status of `obj` and writes it when it differs from the stored one; see the module comment. */
-export async function writeStatus<T extends WithStatus>(
+export async function writeStatus<T extends WithStatus, N extends boolean>(
   client: Client,
-  kind: Kind<T>,
-  obj: T,
-  computeStatus: (current: T) => NonNullable<T["status"]>,
-): Promise<WriteStatusResult<T>> {
+  kind: Kind<T, N>,
+  obj: Named<T, N>,
+  computeStatus: (current: Named<T, N>) => NonNullable<T["status"]>,
+): Promise<WriteStatusResult<Named<T, N>>> {
   const { name, namespace } = obj.metadata;
   if (!name) throw new Error(`writeStatus: the ${kind.kind} has no metadata.name`);
   let current = obj;

@@ -1,15 +1,6 @@
 /** The Tenant API (`platform.example.com/v1`, cluster-scoped): one object gives a team a ready namespace. */
 import { z } from "zod";
-import { conditionSchema, defineKind, type ObjectOfKind } from "../../core/index.ts";
-
-/** Kubernetes resource quantities (`500m`, `2`, `4Gi`, `1e3`), as the API server parses them. */
-const QUANTITY = /^[+]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[mkMGTPE]|[eE][+-]?\d+)?$/;
-const quantity = (what: string) =>
-  z
-    .string()
-    .regex(QUANTITY, `${what} must be a Kubernetes quantity such as 500m, 2, 4Gi`)
-    .optional()
-    .describe(`Hard limit on ${what}.`);
+import { conditionSchema, defineKind, type ObjectOfKind, quantity } from "../../core/index.ts";
 
 export const TENANT_LABEL = "platform.example.com/tenant";
 
@@ -36,7 +27,11 @@ export const tenantSpec = z
       .min(1, "owners must name at least one user or group")
       .describe("Who gets the built-in admin ClusterRole in the namespace."),
     quota: z
-      .object({ cpu: quantity("cpu requests"), memory: quantity("memory requests"), pods: quantity("pods") })
+      .object({
+        cpu: quantity("cpu requests").optional().describe("Hard limit on cpu requests."),
+        memory: quantity("memory requests").optional().describe("Hard limit on memory requests."),
+        pods: quantity("pods").optional().describe("Hard limit on pods."),
+      })
       .optional()
       .describe("A ResourceQuota for the namespace; omitted: none."),
     labels: z
@@ -72,7 +67,6 @@ export const TenantKind = defineKind({
   group: "platform.example.com",
   version: "v1",
   kind: "Tenant",
-  plural: "tenants",
   scope: "Cluster",
   description: "A Tenant gives a team a namespace with a quota and admin rights for its owners.",
   spec: tenantSpec,

@@ -1,33 +1,41 @@
 /** The WebApp plugin: a WebApp becomes a Deployment and a Service, kept that way. */
-import { DeploymentKind, definePlugin, generationChanged, ServiceKind } from "../../core/index.ts";
-import { WEBHOOKS } from "../../webhooks/index.ts";
-import { WebAppKind } from "./api.ts";
-import { reconcileWebApp } from "./reconciler.ts";
-import { validateWebApp } from "./webhooks.ts";
+import { definePlugin, generationChanged, k8s, type ValidationResult } from "../../core/index.ts";
+import { type WebApp, WebAppKind } from "./api.ts";
+import { drainPods, FINALIZER, reconcileWebApp } from "./reconciler.ts";
 
 export { type WebApp, WebAppKind } from "./api.ts";
 
 export const webAppPlugin = definePlugin({
   name: "webapp",
   kinds: [WebAppKind],
-  rbac: [
-    { apiGroups: ["webapp.example.com"], resources: ["webapps"], verbs: ["get", "list", "watch", "update", "patch"] },
-    { apiGroups: ["webapp.example.com"], resources: ["webapps/status"], verbs: ["get", "update", "patch"] },
-    { apiGroups: ["webapp.example.com"], resources: ["webapps/finalizers"], verbs: ["update"] },
-    { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
-    { apiGroups: [""], resources: ["services"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
-    { apiGroups: [""], resources: ["pods"], verbs: ["get", "list"] },
-    { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
-  ],
+  // Deletion waits for the pods to go: read uncached, since caching every pod would cost memory.
+  rbac: [{ kind: k8s.Pod, verbs: ["get", "list"] }],
   setup(ctx) {
     ctx
       .controller("webapp")
       .for(WebAppKind, { predicates: [generationChanged()] })
-      .owns(DeploymentKind)
-      .owns(ServiceKind)
+      .owns(k8s.Deployment)
+      .owns(k8s.Service)
+      .finalizer(FINALIZER, drainPods)
       .reconcile(reconcileWebApp);
-    ctx.extension(WEBHOOKS).defaulter(WebAppKind).validator(WebAppKind, validateWebApp);
+    // The schema defaults and validates; the validator adds what a schema cannot say.
+    ctx.webhooks(WebAppKind).default().validate(validateWebApp);
   },
 });
+
+/** Warns (kubectl shows it) about images that make rollouts unpredictable. */
+export function validateWebApp(app: WebApp): ValidationResult {
+  const image = app.spec?.image ?? "";
+  const lastSegment = image.slice(image.lastIndexOf("/") + 1);
+  if (image && !lastSegment.includes(":") && !image.includes("@")) {
+    return {
+      warnings: [`spec.image "${image}" has no tag: the node pulls ":latest", which changes under you; pin a tag or digest`],
+    };
+  }
+  if (lastSegment.endsWith(":latest")) {
+    return { warnings: [`spec.image "${image}" uses ":latest", which changes under you; pin a tag or digest`] };
+  }
+  return {};
+}
 
 export default webAppPlugin;

@@ -1,135 +1,88 @@
 /**
- * The WebApp reconciler: keeps a Deployment and a Service owned by each WebApp, reports status
- * through the status subresource, and on deletion scales the Deployment to zero and waits (bounded)
- * for its pods before letting garbage collection remove the children.
+ * Keeps a Deployment and a Service owned by each WebApp and reports status. Children are set as
+ * mutations of the live object, keeping what the API server or others own (defaults, node ports).
  */
-import {
-  Action,
-  type Condition,
-  createOrUpdate,
-  DeploymentKind,
-  finalizer,
-  PodKind,
-  type ReconcileContext,
-  type Request,
-  ServiceKind,
-  setCondition,
-  writeStatus,
-} from "../../core/index.ts";
-import { type WebApp, WebAppKind, type WebAppStatus } from "./api.ts";
-import { deploymentFor, serviceFor } from "./resources.ts";
+import { Action, k8s, type ReconcileContext, withConditions } from "../../core/index.ts";
+import type { WebApp, WebAppStatus } from "./api.ts";
 
 export const FINALIZER = "webapp.example.com/finalizer";
 /** How long deletion waits for the pods to go before it lets garbage collection proceed anyway. */
 export const POD_DRAIN_TIMEOUT_MS = 60_000;
 
-/** Reconciles one WebApp. */
-export async function reconcileWebApp(request: Request, ctx: ReconcileContext) {
-  const app = await ctx.client.get(WebAppKind, request.name, request.namespace);
-  if (!app) return Action.awaitChange(); // gone: its children are garbage-collected
+/** Reconciles one WebApp; a failure is also reported as the Degraded condition. */
+export async function reconcileWebApp(app: WebApp, ctx: ReconcileContext<WebApp>) {
+  const labels = { app: app.metadata.name, "app.kubernetes.io/managed-by": "kubeplug" };
   try {
-    return await finalizer(ctx.client, WebAppKind, FINALIZER, app, (event) =>
-      event.type === "apply" ? apply(event.obj, ctx) : cleanup(event.obj, ctx),
-    );
+    const deployment = await ctx.own(k8s.Deployment, app.metadata.name, (d) => {
+      d.metadata.labels = { ...d.metadata.labels, ...labels };
+      const spec = d.spec ?? { selector: {}, template: {} };
+      spec.replicas = app.spec.replicas;
+      spec.selector = { matchLabels: { app: app.metadata.name } };
+      spec.template.metadata = { ...spec.template.metadata, labels: { ...spec.template.metadata?.labels, ...labels } };
+      const pod = spec.template.spec ?? { containers: [] };
+      const ports = [{ name: "http", containerPort: app.spec.port, protocol: "TCP" }];
+      const live = pod.containers.find((c) => c.name === "webapp");
+      pod.containers = [{ ...live, name: "webapp", image: app.spec.image, ports }];
+      d.spec = { ...spec, template: { ...spec.template, spec: pod } };
+    });
+    await ctx.own(k8s.Service, app.metadata.name, (s) => {
+      s.metadata.labels = { ...s.metadata.labels, ...labels };
+      const spec = s.spec ?? {};
+      // Keep an allocated node port while NodePort; the API server refuses one on a ClusterIP Service.
+      const nodePort = app.spec.serviceType === "NodePort" ? spec.ports?.[0]?.nodePort : undefined;
+      spec.type = app.spec.serviceType;
+      spec.selector = { app: app.metadata.name };
+      spec.ports = [{ name: "http", port: 80, targetPort: app.spec.port, protocol: "TCP", ...(nodePort ? { nodePort } : {}) }];
+      if (app.spec.serviceType === "ClusterIP") delete spec.externalTrafficPolicy;
+      s.spec = spec;
+    });
+    await ctx.status((current) => statusFor(current, deployment.status?.availableReplicas ?? 0));
   } catch (err) {
-    ctx.recorder.event(app, "Warning", "ReconcileError", err instanceof Error ? err.message : String(err));
-    await reportDegraded(app, ctx, err).catch(() => undefined);
+    const message = (err instanceof Error ? err.message : String(err)).slice(0, 1000);
+    const degraded = { Degraded: { status: true, reason: "ReconcileError", message } };
+    await ctx.status((current) => ({ ...current.status, conditions: withConditions(current, degraded) })).catch(() => undefined);
     throw err;
   }
-}
-
-async function apply(app: WebApp, ctx: ReconcileContext) {
-  const { client, recorder } = ctx;
-  const key = { name: app.metadata.name as string, namespace: app.metadata.namespace as string };
-  const { spec } = app;
-  const deployment = await createOrUpdate(client, DeploymentKind, key, deploymentFor(app));
-  if (deployment.result !== "unchanged") {
-    const verb = deployment.result === "created" ? "Created" : "Updated";
-    recorder.event(
-      app,
-      "Normal",
-      `${verb}Deployment`,
-      `${verb} Deployment ${key.name} with ${spec.replicas} replica(s) of ${spec.image}`,
-    );
-  }
-  const service = await createOrUpdate(client, ServiceKind, key, serviceFor(app));
-  if (service.result !== "unchanged") {
-    const verb = service.result === "created" ? "Created" : "Updated";
-    recorder.event(
-      app,
-      "Normal",
-      `${verb}Service`,
-      `${verb} Service ${key.name} (${spec.serviceType}) on port 80 -> ${spec.port}`,
-    );
-  }
-  const available = deployment.object.status?.availableReplicas ?? 0;
-  await writeStatus(ctx.client, WebAppKind, app, (current) => statusFor(current, available));
   return Action.awaitChange();
 }
 
 function statusFor(app: WebApp, available: number): WebAppStatus {
-  const generation = app.metadata.generation;
   const want = app.spec.replicas;
   const ready = available >= want;
-  let conditions: Condition[] = [...(app.status?.conditions ?? [])];
-  conditions = setCondition(conditions, {
-    type: "Available",
-    status: ready ? "True" : "False",
-    reason: ready ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable",
-    message: `${available} of ${want} replica(s) available`,
-    observedGeneration: generation,
+  const conditions = withConditions(app, {
+    Available: {
+      status: ready,
+      reason: ready ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable",
+      message: `${available} of ${want} replica(s) available`,
+    },
+    Progressing: {
+      status: !ready,
+      reason: ready ? "Complete" : "ReplicasUpdating",
+      message: ready ? "The Deployment and Service match the spec" : `Waiting for ${want - available} more replica(s)`,
+    },
+    Degraded: { status: false, reason: "AsExpected", message: "Reconciled without errors" },
   });
-  conditions = setCondition(conditions, {
-    type: "Progressing",
-    status: ready ? "False" : "True",
-    reason: ready ? "Complete" : "ReplicasUpdating",
-    message: ready ? "The Deployment and Service match the spec" : `Waiting for ${want - available} more replica(s)`,
-    observedGeneration: generation,
-  });
-  conditions = setCondition(conditions, {
-    type: "Degraded",
-    status: "False",
-    reason: "AsExpected",
-    message: "Reconciled without errors",
-    observedGeneration: generation,
-  });
-  return { availableReplicas: available, observedGeneration: generation, conditions };
+  return { availableReplicas: available, observedGeneration: app.metadata.generation, conditions };
 }
 
-async function reportDegraded(app: WebApp, ctx: ReconcileContext, err: unknown): Promise<void> {
-  await writeStatus(ctx.client, WebAppKind, app, (current) => ({
-    ...current.status,
-    conditions: setCondition(current.status?.conditions, {
-      type: "Degraded",
-      status: "True",
-      reason: "ReconcileError",
-      message: (err instanceof Error ? err.message : String(err)).slice(0, 1000),
-      observedGeneration: current.metadata.generation,
-    }),
-  }));
-}
-
-async function cleanup(app: WebApp, ctx: ReconcileContext) {
-  const { client, recorder } = ctx;
-  const ns = app.metadata.namespace as string;
-  const name = app.metadata.name as string;
-  const deployment = await client.get(DeploymentKind, name, ns);
+/** The finalizer's cleanup: scale to zero, then wait for the pods (at most POD_DRAIN_TIMEOUT_MS). */
+export async function drainPods(app: WebApp, ctx: ReconcileContext<WebApp>) {
+  const { name, namespace } = app.metadata;
+  const deployment = await ctx.client.get(k8s.Deployment, name, namespace);
   if (deployment && deployment.spec?.replicas !== 0) {
-    await client.patch(DeploymentKind, name, ns, { spec: { replicas: 0 } });
-    recorder.event(app, "Normal", "ScalingDown", `Scaling Deployment ${name} to 0 before deletion`);
+    await ctx.client.patch(k8s.Deployment, name, namespace, { spec: { replicas: 0 } });
+    ctx.event("Normal", "ScalingDown", `Scaling Deployment ${name} to 0 before deletion`);
   }
-  // Pods are read uncached: only deletion needs them, and caching every pod would cost memory.
-  const pods = deployment ? await client.reader.list(PodKind, ns, `app=${name}`) : [];
+  const pods = deployment ? await ctx.client.reader.list(k8s.Pod, namespace, `app=${name}`) : [];
   const deletingFor = Date.now() - Date.parse(app.metadata.deletionTimestamp ?? new Date().toISOString());
   if (pods.length > 0 && deletingFor < POD_DRAIN_TIMEOUT_MS) return Action.requeueAfter(1_000);
   if (pods.length > 0) {
-    recorder.event(
-      app,
+    ctx.event(
       "Warning",
       "DrainTimeout",
       `${pods.length} pod(s) still running after ${POD_DRAIN_TIMEOUT_MS / 1000} s; deleting anyway`,
     );
   }
-  recorder.event(app, "Normal", "Finalized", `Pods of ${name} are gone; the Deployment and Service will be garbage-collected`);
+  ctx.event("Normal", "Finalized", `Pods of ${name} are gone; the Deployment and Service will be garbage-collected`);
   return Action.awaitChange();
 }

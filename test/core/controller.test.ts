@@ -12,7 +12,7 @@ import {
   PluginLoadError,
   parseManagerConfig,
   RestClient,
-} from "../../core/index.ts";
+} from "../../core/runtime.ts";
 import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
 import { attempts, finished, type Widget, WidgetKind, widgetCrd, widgetPlugin } from "../fixtures/widget-plugin.ts";
 import { createNamespace, fetchText, installCrd, metricValue } from "../support/cluster.ts";

@@ -20,7 +20,7 @@ import {
   writeStatus,
 } from "../../core/helpers/index.ts";
 import { type Kind, kindOf } from "../../core/kinds.ts";
-import type { KubeObject } from "../../core/object.ts";
+import type { KubeObject, Named } from "../../core/object.ts";
 import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -183,7 +183,7 @@ interface Gadget extends KubeObject {
 }
 
 const GROUP = "helpers.test.kubeplug.dev";
-const GadgetKind: Kind<Gadget> = kindOf<Gadget>({
+const GadgetKind: Kind<Gadget, true> = kindOf<Gadget, true>({
   group: GROUP,
   version: "v1",
   kind: "Gadget",
@@ -246,7 +246,7 @@ describe("helpers against the API server", () => {
     await cp?.stop();
   });
 
-  async function createGadget(name: string, finalizers?: string[]): Promise<Gadget> {
+  async function createGadget(name: string, finalizers?: string[]): Promise<Named<Gadget, true>> {
     const created = await client.create(GadgetKind, {
       metadata: { name, namespace: NS, ...(finalizers ? { finalizers } : {}) },
       spec: { size: 1 },
@@ -255,7 +255,7 @@ describe("helpers against the API server", () => {
   }
 
   /** The cached object once it satisfies `ready`. */
-  function cached(name: string, ready: (g: Gadget) => boolean): Promise<Gadget> {
+  function cached(name: string, ready: (g: Gadget) => boolean): Promise<Named<Gadget, true>> {
     return waitFor(`Gadget ${name} in the cache`, async () => {
       const g = await client.get(GadgetKind, name, NS);
       return g && ready(g) ? g : undefined;

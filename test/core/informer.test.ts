@@ -23,7 +23,7 @@ import {
   RestClient,
   SecretKind,
   SharedCache,
-} from "../../core/index.ts";
+} from "../../core/runtime.ts";
 import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
 import { createNamespace } from "../support/cluster.ts";
 import { proxiedKubeConfig, startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
@@ -386,7 +386,7 @@ describe("Informer on a plain control plane", () => {
   it("closing the client after a cache stopped right at sync raises no uncaught error", async () => {
     const script = `
       import { KubeConfig } from "@kubernetes/client-node";
-      import { ConfigMapKind, RestClient, SharedCache } from ${JSON.stringify(new URL("../../core/index.ts", import.meta.url).href)};
+      import { ConfigMapKind, RestClient, SharedCache } from ${JSON.stringify(new URL("../../core/runtime.ts", import.meta.url).href)};
       let uncaught = 0;
       process.on("uncaughtException", () => uncaught++);
       const kc = new KubeConfig();

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { isAlreadyExists, RestClient } from "../../core/index.ts";
+import { isAlreadyExists, RestClient } from "../../core/runtime.ts";
 import { type ControlPlane, freePort, startControlPlane } from "../controlplane/index.ts";
 import { widgetCrd } from "../fixtures/widget-plugin.ts";
 import { createNamespace, fetchText, installCrd, metricValue } from "../support/cluster.ts";

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
-import { ApiError, isNotFound, type KubeObject, PatchType, RestClient } from "../../core/index.ts";
+import { ApiError, isNotFound, type KubeObject, PatchType, RestClient } from "../../core/runtime.ts";
 import {
   type ControlPlane,
   ensureTools,

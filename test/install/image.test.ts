@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ApiError, isNotFound, type KubeObject, RestClient } from "../../core/index.ts";
+import { ApiError, isNotFound, type KubeObject, RestClient } from "../../core/runtime.ts";
 import { type ControlPlane, freePort, startControlPlane } from "../controlplane/index.ts";
 import { createNamespace, fetchText } from "../support/cluster.ts";
 import { waitFor } from "../support/wait.ts";

@@ -19,7 +19,7 @@ import {
   type ResourceQuota,
   ResourceQuotaKind,
   RestClient,
-} from "../../core/index.ts";
+} from "../../core/runtime.ts";
 import { type Tenant, TenantKind } from "../../plugins/tenant/api.ts";
 import { tenantPlugin } from "../../plugins/tenant/index.ts";
 import { type WebApp, WebAppKind } from "../../plugins/webapp/api.ts";
@@ -324,8 +324,8 @@ describe("a third plugin watching the same kinds", () => {
           .controller("probe")
           .for(NamespaceKind)
           .owns(DeploymentKind)
-          .reconcile(async (request) => {
-            seen.add(request.name);
+          .reconcile(async (ns) => {
+            seen.add(ns.metadata.name);
             return Action.awaitChange();
           });
       },

@@ -23,10 +23,11 @@ import {
   RestClient,
   type RoleBinding,
   RoleBindingKind,
-} from "../../core/index.ts";
+} from "../../core/runtime.ts";
 import { plugins } from "../../plugins/index.ts";
 import { TENANT_LABEL, type Tenant, TenantKind } from "../../plugins/tenant/api.ts";
 import { FINALIZER } from "../../plugins/tenant/reconciler.ts";
+import { DELETION_PROTECTION } from "../../plugins/tenant/webhooks.ts";
 import { type ControlPlane, ensureTools, freePort, startControlPlane, type Tools } from "../controlplane/index.ts";
 import { fetchText, metricValue } from "../support/cluster.ts";
 import { kubectlFor } from "../support/kubectl.ts";
@@ -318,9 +319,9 @@ describe("Tenant plugin", () => {
       return created.length >= 3 ? created.sort() : undefined;
     });
     assert.deepEqual(events, [
-      "created Namespace team-a in team-a",
-      "created ResourceQuota tenant-quota in team-a",
-      "created RoleBinding tenant-admins in team-a",
+      "Created Namespace team-a",
+      "Created ResourceQuota team-a/tenant-quota",
+      "Created RoleBinding team-a/tenant-admins",
     ]);
 
     const table = await kubectlOk(["get", "tenant", "team-a"]);
@@ -512,6 +513,43 @@ describe("Tenant plugin", () => {
       "spec.owners",
       "spec.quota.memory",
     ]);
+  });
+
+  it("denies deleting a protected Tenant at admission (a validator on DELETE), and deletes it once unprotected", async (t) => {
+    await applyTenant("guarded", { namespace: "guarded", owners: [{ kind: "User", name: "alice" }] });
+    await waitForActive("guarded");
+    await kubectlOk(["annotate", "tenant", "guarded", `${DELETION_PROTECTION}=true`]);
+    const denied = await kubectl(["delete", "tenant", "guarded", "--wait=false"]);
+    t.diagnostic(denied.stderr.trim());
+    assert.notEqual(denied.code, 0, `a protected Tenant was deleted: ${denied.stdout}`);
+    assert.match(
+      denied.stderr,
+      /metadata\.annotations\[platform\.example\.com\/deletion-protection\]: Forbidden: Tenant "guarded" is protected from deletion; remove the annotation first/,
+    );
+    const kept = await getTenant("guarded");
+    assert.ok(kept && !kept.metadata.deletionTimestamp, "the Tenant is not being deleted");
+
+    await kubectlOk(["annotate", "tenant", "guarded", `${DELETION_PROTECTION}-`]);
+    await kubectlOk(["delete", "tenant", "guarded", "--wait=false"]);
+    await waitFor(
+      "the unprotected Tenant to be gone",
+      async () => ((await getTenant("guarded")) === undefined ? true : undefined),
+      {
+        timeoutMs: 180_000,
+      },
+    );
+  });
+
+  it("passes a defaulter's warning to the client when it overrides the tenant label", async () => {
+    const spec = { namespace: "relabel", owners: [{ kind: "User", name: "alice" }], labels: { [TENANT_LABEL]: "someone-else" } };
+    const run = await kubectl(["apply", "-f", "-"], tenantManifest("relabel", spec));
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(
+      run.stderr,
+      /Warning: spec\.labels\["platform\.example\.com\/tenant"\] was "someone-else"; set to the Tenant's name "relabel"/,
+    );
+    assert.equal((await getTenant("relabel"))?.spec.labels?.[TENANT_LABEL], "relabel");
+    await kubectlOk(["delete", "tenant", "relabel", "--wait=false"]);
   });
 
   it("denies changing spec.namespace, and a second Tenant for a namespace another one owns", async (t) => {

@@ -18,7 +18,7 @@ import {
   RestClient,
   type Service,
   ServiceKind,
-} from "../../core/index.ts";
+} from "../../core/runtime.ts";
 import { type WebApp, WebAppKind } from "../../plugins/webapp/api.ts";
 import { webAppPlugin } from "../../plugins/webapp/index.ts";
 import { FINALIZER } from "../../plugins/webapp/reconciler.ts";

@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connect } from "node:tls";
 import { installCrds, installWebhookConfigurations } from "../../cli/install.ts";
-import { ApiError, isNotFound, objectPath, RestClient } from "../../core/index.ts";
+import { ApiError, isNotFound, objectPath, RestClient } from "../../core/runtime.ts";
 import { type WebApp, WebAppKind } from "../../plugins/webapp/api.ts";
 import { webAppPlugin } from "../../plugins/webapp/index.ts";
 import { generateTls } from "../../webhooks/index.ts";

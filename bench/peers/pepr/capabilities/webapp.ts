@@ -84,7 +84,7 @@ export function specProblems(spec: WebAppSpec | undefined): string[] {
   return problems;
 }
 
-/** kubeplug's warnings (plugins/webapp/webhooks.ts): images that make rollouts unpredictable. */
+/** kubeplug's warnings (plugins/webapp/index.ts): images that make rollouts unpredictable. */
 export function imageWarnings(image: string | undefined): string[] {
   if (!image) return [];
   const lastSegment = image.slice(image.lastIndexOf("/") + 1);
