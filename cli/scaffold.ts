@@ -1,6 +1,6 @@
 /**
  * `kubeplug create plugin <name> --group G --version V --kind K [--cluster-scoped]`: writes a working
- * plugin (schema, reconciler, webhooks, plugin entry) and a test on the local control plane,
+ * plugin (schema; reconciler, webhooks and plugin entry) and a test on the local control plane,
  * registers it in plugins/index.ts and regenerates the manifests. The result compiles, its test
  * passes, and `kubeplug run --plugins <name>` serves the new kind at once.
  */
@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import type { Plugin } from "../core/index.ts";
+import { type Plugin, pluralOf } from "../core/runtime.ts";
 
 const run = promisify(execFile);
 
@@ -19,7 +19,7 @@ export class ScaffoldError extends Error {
 
 export const CREATE_HELP = `Usage: kubeplug create plugin <name> --group <group> --version <version> --kind <Kind> [--cluster-scoped]
 
-Writes plugins/<name>/ (api.ts, reconciler.ts, webhooks.ts, index.ts) and test/plugins/<name>.test.ts,
+Writes plugins/<name>/ (api.ts, index.ts) and test/plugins/<name>.test.ts,
 adds the plugin to plugins/index.ts and runs the manifest generation.
 
 Example:
@@ -88,14 +88,6 @@ export function parseCreateArgs(argv: string[], root: string, existing: readonly
   };
 }
 
-/** English plural of a kind, lower-case, as Kubernetes names resources (policy -> policies, bus -> buses). */
-export function pluralOf(kind: string): string {
-  const k = kind.toLowerCase();
-  if (/[^aeiou]y$/.test(k)) return `${k.slice(0, -1)}ies`;
-  if (/(s|x|z|ch|sh)$/.test(k)) return `${k}es`;
-  return `${k}s`;
-}
-
 const camel = (name: string) => name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 function files(o: Options): Record<string, string> {
@@ -103,36 +95,27 @@ function files(o: Options): Record<string, string> {
   const plural = pluralOf(kind);
   const id = camel(name);
   const K = `${kind}Kind`;
-  const childNs = clusterScoped ? `"default"` : `${kind.toLowerCase()}.metadata.namespace as string`;
+  const childNs = clusterScoped ? `"default"` : `${kind.toLowerCase()}.metadata.namespace`;
   const lower = kind.toLowerCase();
   return {
-    [`plugins/${name}/api.ts`]: `/** The ${kind} API (\`${group}/${version}\`). This zod schema is the source of the type, the CRD and the webhooks. */
+    [`plugins/${name}/api.ts`]: `/** The ${kind} API (\`${group}/${version}\`): this zod schema is the source of the type, the CRD and the webhooks' checks. */
 import { z } from "zod";
 import { conditionSchema, defineKind, type ObjectOfKind } from "../../core/index.ts";
-
-export const ${id}Spec = z
-  .object({
-    message: z.string().min(1, "message must not be empty").max(1000, "message must be at most 1000 characters").describe("What to store."),
-    copies: z.number().int().min(1, "copies must be between 1 and 5").max(5, "copies must be between 1 and 5").default(1).describe("How many times (1..5)."),
-  })
-  .describe("Desired state of the ${kind}.");
-
-export const ${id}Status = z
-  .object({
-    observedGeneration: z.number().int().min(0).optional().describe("The generation of the spec this status describes."),
-    conditions: z.array(conditionSchema).optional().describe("Ready, following the Kubernetes API conventions."),
-  })
-  .describe("Observed state of the ${kind}.");
 
 export const ${K} = defineKind({
   group: "${group}",
   version: "${version}",
   kind: "${kind}",
-  plural: "${plural}",
   scope: "${clusterScoped ? "Cluster" : "Namespaced"}",
   description: "A ${kind}. TODO: say what it is for.",
-  spec: ${id}Spec,
-  status: ${id}Status,
+  spec: z.object({
+    message: z.string().min(1, "message must not be empty").describe("What to store."),
+    copies: z.number().int().min(1).max(5, "copies must be at most 5").default(1).describe("How many times (1..5)."),
+  }),
+  status: z.object({
+    observedGeneration: z.number().int().optional().describe("The generation of the spec this status describes."),
+    conditions: z.array(conditionSchema).optional().describe("Ready, following the Kubernetes API conventions."),
+  }),
   printerColumns: [
     { name: "Copies", type: "integer", jsonPath: ".spec.copies" },
     { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
@@ -141,84 +124,51 @@ export const ${K} = defineKind({
 
 export type ${kind} = ObjectOfKind<typeof ${K}>;
 `,
-    [`plugins/${name}/reconciler.ts`]: `/** Keeps a ConfigMap owned by each ${kind} and reports Ready. Replace with what your operator does. */
-import {
-  Action,
-  ConfigMapKind,
-  controllerReference,
-  createOrUpdate,
-  type ReconcileContext,
-  type Request,
-  setCondition,
-  writeStatus,
-} from "../../core/index.ts";
+    [`plugins/${name}/index.ts`]: `/** The ${name} plugin: each ${kind} keeps a ConfigMap and reports Ready. Replace with what your operator does. */
+import { Action, definePlugin, generationChanged, k8s, withConditions } from "../../core/index.ts";
 import { ${K} } from "./api.ts";
-
-export async function reconcile${kind}(request: Request, ctx: ReconcileContext) {
-  const ${lower} = await ctx.client.get(${K}, request.name, request.namespace);
-  if (!${lower}) return Action.awaitChange(); // deleted: owned children are garbage-collected
-  const child = await createOrUpdate(ctx.client, ConfigMapKind, { name: \`\${request.name}-${lower}\`, namespace: ${childNs} }, (cm) => {
-    cm.metadata.ownerReferences = [controllerReference(${lower}, ${K})];
-    cm.data = { message: ${lower}.spec.message.repeat(${lower}.spec.copies) };
-  });
-  if (child.result !== "unchanged") ctx.recorder.event(${lower}, "Normal", "Synced", \`\${child.result} ConfigMap \${child.object.metadata.name}\`);
-  await writeStatus(ctx.client, ${K}, ${lower}, (current) => ({
-    observedGeneration: current.metadata.generation,
-    conditions: setCondition(current.status?.conditions, {
-      type: "Ready",
-      status: "True",
-      reason: "Synced",
-      message: "The ConfigMap matches the spec",
-      observedGeneration: current.metadata.generation,
-    }),
-  }));
-  return Action.awaitChange();
-}
-`,
-    [`plugins/${name}/webhooks.ts`]: `/**
- * ${kind} admission. Defaults and field checks come from the schema (api.ts); add here what a
- * schema cannot say (immutable fields, rules across objects) as causes, or warnings.
- */
-import type { AdmissionContext, ValidationResult } from "../../webhooks/index.ts";
-import type { ${kind} } from "./api.ts";
-
-export function validate${kind}(${lower}: ${kind}, ctx: AdmissionContext<${kind}>): ValidationResult {
-  const old = ctx.oldObject;
-  if (old && old.spec.message !== ${lower}.spec.message && ${lower}.spec.message.startsWith("!")) {
-    return { causes: [{ field: "spec.message", message: \`Invalid value: "\${${lower}.spec.message}": must not start with "!" on update\` }] };
-  }
-  return {};
-}
-`,
-    [`plugins/${name}/index.ts`]: `/** The ${name} plugin: ${kind} (\`${group}/${version}\`). */
-import { ConfigMapKind, definePlugin, generationChanged } from "../../core/index.ts";
-import { WEBHOOKS } from "../../webhooks/index.ts";
-import { ${K} } from "./api.ts";
-import { reconcile${kind} } from "./reconciler.ts";
-import { validate${kind} } from "./webhooks.ts";
 
 export { type ${kind}, ${K} } from "./api.ts";
+
+const READY = { Ready: { status: true, reason: "Synced", message: "The ConfigMap matches the spec" } };
 
 export const ${id}Plugin = definePlugin({
   name: "${name}",
   kinds: [${K}],
-  // Exactly what the reconciler uses: generated into the chart's ClusterRole.
-  rbac: [
-    { apiGroups: ["${group}"], resources: ["${plural}"], verbs: ["get", "list", "watch"] },
-    { apiGroups: ["${group}"], resources: ["${plural}/status"], verbs: ["get", "update", "patch"] },
-    { apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "watch", "create", "update", "patch"] },
-    { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
-  ],
   setup(ctx) {
-    ctx.controller("${name}").for(${K}, { predicates: [generationChanged()] }).owns(ConfigMapKind).reconcile(reconcile${kind});
-    ctx.extension(WEBHOOKS).defaulter(${K}).validator(${K}, validate${kind});
+    ctx
+      .controller("${name}")
+      .for(${K}, { predicates: [generationChanged()] })
+      .owns(k8s.ConfigMap)
+      .reconcile(async (${lower}, r) => {
+        const key = { name: \`\${${lower}.metadata.name}-${lower}\`, namespace: ${childNs} };
+        await r.own(k8s.ConfigMap, key, (cm) => {
+          cm.data = { message: ${lower}.spec.message.repeat(${lower}.spec.copies) };
+        });
+        await r.status((current) => ({
+          observedGeneration: current.metadata.generation,
+          conditions: withConditions(current, READY),
+        }));
+        return Action.awaitChange();
+      });
+    // Defaults and field checks come from the schema; add what it cannot say (immutable fields, rules across objects).
+    ctx
+      .webhooks(${K})
+      .default()
+      .validate((${lower}, { oldObject }) => {
+        const { message } = ${lower}.spec;
+        if (!oldObject || oldObject.spec.message === message || !message.startsWith("!")) return {};
+        return { causes: [{ field: "spec.message", message: \`Invalid value: "\${message}": must not start with "!" on update\` }] };
+      });
   },
 });
+
+export default ${id}Plugin;
 `,
     [`test/plugins/${name}.test.ts`]: `import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { installCrds } from "../../cli/install.ts";
-import { RestClient } from "../../core/index.ts";
+import { RestClient } from "../../core/runtime.ts";
 import { ${id}Plugin } from "../../plugins/${name}/index.ts";
 import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
 import { startTestManager, type TestManager } from "../support/manager.ts";
