@@ -1,5 +1,16 @@
 /** Applies the plugins' CRDs (server-side apply) and waits until they are served: `run --install` and the demo. */
-import { type CustomKind, crdOf, PatchType, type Plugin, type RestClient } from "../core/runtime.ts";
+import {
+  type CustomKind,
+  CustomResourceDefinitionKind,
+  crdOf,
+  MutatingWebhookConfigurationKind,
+  objectPath,
+  PatchType,
+  type Plugin,
+  type RestClient,
+  sleep,
+  ValidatingWebhookConfigurationKind,
+} from "../core/runtime.ts";
 import { type Webhooks, webhookConfigurations } from "../webhooks/index.ts";
 
 function customKinds(plugins: readonly Plugin[]): CustomKind[] {
@@ -12,7 +23,7 @@ export async function installCrds(rest: RestClient, plugins: readonly Plugin[], 
   for (const kind of customKinds(plugins)) {
     const crd = crdOf(kind);
     const name = (crd.metadata as { name: string }).name;
-    await rest.request("PATCH", `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`, {
+    await rest.request("PATCH", objectPath(CustomResourceDefinitionKind, name), {
       body: crd,
       contentType: PatchType.apply,
       query: { fieldManager: "kubeplug", force: true },
@@ -24,7 +35,7 @@ export async function installCrds(rest: RestClient, plugins: readonly Plugin[], 
     for (;;) {
       const got = await rest.request<{ status?: { conditions?: { type: string; status: string }[] } }>(
         "GET",
-        `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`,
+        objectPath(CustomResourceDefinitionKind, name),
       );
       if (got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) break;
       if (Date.now() > deadline) throw new Error(`CRD ${name} was not established within ${timeoutMs / 1000} s`);
@@ -45,7 +56,7 @@ export async function installWebhookConfigurations(
 ): Promise<string[]> {
   const { server, certs, registry } = webhooks;
   if (!server || !certs) return [];
-  while (!server.serving && !options.signal.aborted) await new Promise((r) => setTimeout(r, 100));
+  while (!server.serving && !options.signal.aborted) await sleep(100, options.signal);
   // Never register webhooks nobody serves: with failurePolicy Fail they would block every write.
   if (options.signal.aborted || !server.serving) return [];
   const ca = certs.current()?.ca;
@@ -58,9 +69,9 @@ export async function installWebhookConfigurations(
   const names: string[] = [];
   for (const obj of objects) {
     const meta = obj.metadata as { name: string };
-    const plural =
-      obj.kind === "MutatingWebhookConfiguration" ? "mutatingwebhookconfigurations" : "validatingwebhookconfigurations";
-    await rest.request("PATCH", `/apis/admissionregistration.k8s.io/v1/${plural}/${meta.name}`, {
+    const kind =
+      obj.kind === "MutatingWebhookConfiguration" ? MutatingWebhookConfigurationKind : ValidatingWebhookConfigurationKind;
+    await rest.request("PATCH", objectPath(kind, meta.name), {
       body: obj,
       contentType: PatchType.apply,
       query: { fieldManager: "kubeplug-install", force: true },

@@ -118,3 +118,21 @@ export const CustomResourceDefinitionKind: Kind<CustomResourceDefinition, false>
   plural: "customresourcedefinitions",
   namespaced: false,
 });
+/** The parts of a webhook configuration kubeplug reads and writes. */
+export interface WebhookConfiguration extends KubeObject {
+  webhooks?: { name: string; clientConfig?: { caBundle?: string } }[];
+}
+export const MutatingWebhookConfigurationKind: Kind<WebhookConfiguration, false> = kindOf({
+  group: "admissionregistration.k8s.io",
+  version: "v1",
+  kind: "MutatingWebhookConfiguration",
+  plural: "mutatingwebhookconfigurations",
+  namespaced: false,
+});
+export const ValidatingWebhookConfigurationKind: Kind<WebhookConfiguration, false> = kindOf({
+  group: "admissionregistration.k8s.io",
+  version: "v1",
+  kind: "ValidatingWebhookConfiguration",
+  plural: "validatingwebhookconfigurations",
+  namespaced: false,
+});

@@ -19,37 +19,19 @@ import {
   isAlreadyExists,
   isConflict,
   type Kind,
-  type KubeObject,
-  kindOf,
   type Logger,
+  MutatingWebhookConfigurationKind,
   objectPath,
   PatchType,
   type RestClient,
   type Runnable,
   type Secret,
   SecretKind,
+  ValidatingWebhookConfigurationKind,
+  type WebhookConfiguration,
 } from "../../core/runtime.ts";
 import { generateTls } from "./generate.ts";
 import { CertHolder, type ServingCert } from "./source.ts";
-
-interface WebhookConfiguration extends KubeObject {
-  webhooks?: { name: string; clientConfig?: { caBundle?: string } }[];
-}
-
-export const MutatingWebhookConfigurationKind: Kind<WebhookConfiguration> = kindOf({
-  group: "admissionregistration.k8s.io",
-  version: "v1",
-  kind: "MutatingWebhookConfiguration",
-  plural: "mutatingwebhookconfigurations",
-  namespaced: false,
-});
-export const ValidatingWebhookConfigurationKind: Kind<WebhookConfiguration> = kindOf({
-  group: "admissionregistration.k8s.io",
-  version: "v1",
-  kind: "ValidatingWebhookConfiguration",
-  plural: "validatingwebhookconfigurations",
-  namespaced: false,
-});
 
 /** Settings of the self-managed certificates. */
 export interface SelfManagedOptions {
@@ -124,7 +106,7 @@ export class SelfManagedCerts {
         [ValidatingWebhookConfigurationKind, options.configurations.validating],
       ] as const
     )
-      .filter((pair): pair is readonly [Kind<WebhookConfiguration>, string] => !!pair[1])
+      .filter((pair): pair is readonly [Kind<WebhookConfiguration, false>, string] => !!pair[1])
       .map(([kind, name]) => {
         const informer = new Informer(options.rest, kind, { fieldSelector: `metadata.name=${name}`, logger: options.logger });
         informer.addHandler({ onAdd: () => this.kick?.(), onUpdate: () => this.kick?.() });
