@@ -2,6 +2,7 @@
  * Predicates filter watch events before they reach a controller's queue (controller-runtime's
  * `predicate` package). Each method is optional and defaults to letting the event through.
  */
+import { jsonEqual } from "../helpers/status.ts";
 import type { KubeObject } from "../object.ts";
 
 /** A filter on create, update and delete events. */
@@ -20,7 +21,7 @@ export function admits<T extends KubeObject>(p: Predicate<T>, event: "create" | 
   return fn ? fn.call(p, a) : true;
 }
 
-const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? {}) === JSON.stringify(b ?? {});
+const sameJson = (a: unknown, b: unknown) => jsonEqual(a ?? {}, b ?? {});
 
 /**
  * Updates pass only when `metadata.generation` changed (spec changes, not status-only writes), or
