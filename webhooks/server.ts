@@ -64,10 +64,9 @@ export class WebhookServer implements Runnable {
     const { registry, metrics, client } = this.o;
     const limit = this.o.bodyLimitBytes ?? 6 * 2 ** 20;
     // The body goes out as one string with its length: with a Buffer, or headers set one by one,
-    // node writes headers and body as two chunks (writev), which on TLS cost a quarter of the CPU.
-    // The write waits for the check phase (setImmediate): written from the promise chain that runs
-    // inside the TLS socket's read callback, each response cost about 30 us more CPU (bench/README.md:
-    // 94 -> 64 us per admission under load); the delay is one event loop turn.
+    // node writes headers and body as two chunks (writev), which costs CPU on TLS. The write waits
+    // for the check phase (setImmediate): written from the promise chain that runs inside the TLS
+    // socket's read callback, each response costs more CPU (bench/README.md); the delay is one turn.
     const reply = (res: ServerResponse, code: number, body: unknown) => {
       const text = JSON.stringify(body);
       setImmediate(() => {

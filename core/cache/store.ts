@@ -24,9 +24,9 @@ const byControllerUid: IndexFunc = (obj) => {
 
 /**
  * Cached objects repeat the same short strings many times (namespace, labels, the owner's name and
- * uid in every child, image, protocol, policy names), and JSON.parse makes a new string for each.
- * Sharing one copy took a cached Deployment's heap from 2.25 to 1.61 KiB (20,000 of them, after GC). The table is bounded:
- * when full it starts over, so strings no longer cached are not kept alive for long.
+ * uid in every child, image, protocol, policy names), and JSON.parse makes a new string for each:
+ * sharing one copy shrinks every cached object (bench/README.md has the figures). The table is
+ * bounded: when full it starts over, so strings no longer cached are not kept alive for long.
  */
 const INTERN_MAX_ENTRIES = 50_000;
 const INTERN_MAX_LENGTH = 64;
@@ -61,8 +61,7 @@ function deepFreeze<T>(value: T): T {
 export function toStored<T extends KubeObject>(obj: T): T {
   if (obj.metadata?.managedFields) {
     // A new metadata object without the field, not `delete`: deleting a property turns V8's object
-    // into a dictionary, which made a cached
-    // Deployment's heap 3.05 instead of 2.25 KiB (20,000 of them, after GC).
+    // into a dictionary, which takes more heap per cached object (bench/README.md).
     const { managedFields: _, ...metadata } = obj.metadata;
     obj.metadata = metadata;
   }
