@@ -7,7 +7,7 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { parseManagerConfig } from "../core/runtime.ts";
+import { parseManagerConfig, sleep } from "../core/runtime.ts";
 import { plugins } from "../plugins/index.ts";
 import { WebAppKind } from "../plugins/webapp/index.ts";
 import { buildManager } from "./compose.ts";
@@ -168,17 +168,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     Ctrl-C stops everything the demo started.`);
         }
       }
-      await new Promise((r) => {
-        const t = setTimeout(r, 1000);
-        stop.signal.addEventListener(
-          "abort",
-          () => {
-            clearTimeout(t);
-            r(undefined);
-          },
-          { once: true },
-        );
-      });
+      await sleep(1000, stop.signal);
     }
     say("\n==> Stopping");
     return 0;
