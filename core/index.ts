@@ -2,6 +2,10 @@
  * The plugin API: everything a plugin imports, and nothing else (runtime internals are in
  * core/runtime.ts, for the CLI, tests and benchmarks). See README's "Write a plugin".
  */
+import { claimSingleton } from "./singleton.ts";
+
+// One copy of kubeplug per process: the package root this module belongs to.
+claimSingleton(new URL("..", import.meta.url).href);
 
 export type { Client } from "./client/client.ts";
 export { ApiError, isNotFound } from "./client/rest.ts";
