@@ -1,9 +1,11 @@
 /** The `kubeplug` command: run, manifests, demo, version. */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { managerFlagsHelp, parseManagerConfig } from "../core/runtime.ts";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { managerFlagsHelp, PluginLoadError } from "../core/runtime.ts";
 import { plugins } from "../plugins/index.ts";
 import { installCrds, installWebhookConfigurations } from "./install.ts";
+import { loadPlugins } from "./load-plugins.ts";
 import { generateManifests, writeManifests } from "./manifests.ts";
 import { packageRoot } from "./paths.ts";
 import { runManager } from "./run.ts";
@@ -45,6 +47,14 @@ Examples:
   kubeplug run --leader-elect --metrics-bind-address :9090 --log-level debug
 `;
 
+const MANIFESTS_HELP = `Usage: kubeplug manifests [--check]
+       kubeplug manifests --plugin SPECIFIER [--plugin ...] --out DIR [--check]
+
+Without --plugin: regenerates kubeplug's chart (CRDs, RBAC, webhook configurations, values schema)
+from the built-in plugins. With --plugin: writes those plugins' CRDs (DIR/crds), least-privilege RBAC
+and webhook configurations (DIR/templates) as Helm templates. --check exits 1 when files are stale.
+`;
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const wantsHelp = rest.includes("--help") || rest.includes("-h");
@@ -70,8 +80,8 @@ async function main(argv: string[]): Promise<number> {
       return runManager(args, {
         plugins,
         beforeStart: install
-          ? async (manager, webhooks, signal) => {
-              const names = await installCrds(manager.client.rest, selected(args));
+          ? async (manager, webhooks, signal, running) => {
+              const names = await installCrds(manager.client.rest, running);
               manager.logger.info({ crds: names }, "installed CRDs");
               const port = manager.config.webhookBindAddress?.port;
               // Applied once the server serves, so the API server never calls a webhook that is not there.
@@ -93,12 +103,45 @@ async function main(argv: string[]): Promise<number> {
     }
     case "manifests": {
       if (wantsHelp) {
-        process.stdout.write(
-          "Usage: kubeplug manifests [--check]\n\nWrites charts/kubeplug/crds from the plugins; --check exits 1 when they are stale.\n",
-        );
+        process.stdout.write(MANIFESTS_HELP);
         return 0;
       }
-      const check = rest.includes("--check");
+      let values: { check?: boolean; plugin?: string[]; out?: string };
+      try {
+        ({ values } = parseArgs({
+          args: rest,
+          options: { check: { type: "boolean" }, plugin: { type: "string", multiple: true }, out: { type: "string" } },
+          strict: true,
+        }));
+      } catch (err) {
+        process.stderr.write(`kubeplug manifests: ${(err as Error).message}\n\n${MANIFESTS_HELP}`);
+        return 2;
+      }
+      if (values.plugin?.length) {
+        if (!values.out) {
+          process.stderr.write(
+            "kubeplug manifests: --plugin needs --out DIR (kubeplug's own chart is generated from its built-in plugins only)\n",
+          );
+          return 2;
+        }
+        try {
+          const { loaded } = await loadPlugins(values.plugin, plugins);
+          const out = resolve(values.out);
+          const files = (await generateManifests(loaded)).map((f) => ({ ...f, path: f.path.replace(/^charts\/kubeplug\//, "") }));
+          const changed = writeManifests(out, files, values.check ?? false);
+          process.stdout.write(
+            changed.length
+              ? `${values.check ? "stale" : "wrote"} in ${out}: ${changed.join(", ")}\n`
+              : "manifests are up to date\n",
+          );
+          return values.check && changed.length ? 1 : 0;
+        } catch (err) {
+          if (!(err instanceof PluginLoadError)) throw err;
+          process.stderr.write(`kubeplug manifests: ${err.message}\n`);
+          return 1;
+        }
+      }
+      const check = values.check ?? false;
       const changed = writeManifests(root, await generateManifests(plugins, root), check);
       if (check && changed.length > 0) {
         process.stderr.write(`generated files are stale: ${changed.join(", ")}\nrun: npm run manifests\n`);
@@ -132,16 +175,6 @@ async function main(argv: string[]): Promise<number> {
     default:
       process.stderr.write(`kubeplug: unknown command "${command}"; commands: run, manifests, create, demo, version, help\n`);
       return 2;
-  }
-}
-
-/** The plugins `--plugins` selects in argv (all when absent); bad flags are reported by run itself. */
-function selected(args: string[]) {
-  try {
-    const names = parseManagerConfig(args).config.plugins;
-    return names ? plugins.filter((p) => names.includes(p.name)) : plugins;
-  } catch {
-    return plugins;
   }
 }
 

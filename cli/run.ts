@@ -13,14 +13,15 @@ import {
 } from "../core/runtime.ts";
 import type { Webhooks } from "../webhooks/index.ts";
 import { buildManager } from "./compose.ts";
+import { loadPlugins } from "./load-plugins.ts";
 
 /** Options of {@link runManager} beyond the flags. */
 export interface RunOptions {
   plugins: readonly Plugin[];
   /** Extra container options (tests). */
-  container?: Omit<ContainerOptions, "config" | "plugins" | "beforeSetup">;
-  /** Called with the manager (and its webhooks) before it starts. */
-  beforeStart?: (manager: Manager, webhooks: Webhooks, signal: AbortSignal) => void | Promise<void>;
+  container?: Omit<ContainerOptions, "config" | "plugins" | "extraPlugins" | "failed" | "beforeSetup">;
+  /** Called with the manager, its webhooks and every plugin it runs, before it starts. */
+  beforeStart?: (manager: Manager, webhooks: Webhooks, signal: AbortSignal, plugins: readonly Plugin[]) => void | Promise<void>;
 }
 
 /** Runs the manager; resolves with the process exit code. */
@@ -46,8 +47,15 @@ export async function runManager(argv: readonly string[], options: RunOptions): 
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
-    const { manager, webhooks } = await buildManager({ config: parsed.config, plugins: options.plugins, ...options.container });
-    await options.beforeStart?.(manager, webhooks, stop.signal);
+    const { loaded, failed } = await loadPlugins(parsed.config.pluginSpecifiers, options.plugins, parsed.config.pluginFailure);
+    const { manager, webhooks } = await buildManager({
+      config: parsed.config,
+      plugins: options.plugins,
+      extraPlugins: loaded,
+      failed,
+      ...options.container,
+    });
+    await options.beforeStart?.(manager, webhooks, stop.signal, manager.plugins);
     const exit = await manager.start(stop.signal);
     if (exit.error) process.stderr.write(`kubeplug run: ${exit.error}\n`);
     return exit.lostLease || exit.error ? 1 : 0;

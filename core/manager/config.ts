@@ -135,7 +135,20 @@ const FLAGS = {
     key: "plugins",
     schema: list.optional(),
     default: undefined,
-    help: "plugins to load, comma-separated (default: all)",
+    help: "built-in plugins to run, comma-separated (default: all)",
+  },
+  plugin: {
+    key: "pluginSpecifiers",
+    schema: list.optional().transform((v) => v ?? []),
+    default: undefined,
+    help: "also run the plugin a path or an installed package exports by default (repeatable)",
+    multiple: true,
+  },
+  "plugin-failure": {
+    key: "pluginFailure",
+    schema: z.enum(["fail", "skip"], { error: "must be fail (stop start-up) or skip (run the other plugins)" }),
+    default: "fail",
+    help: "when a plugin fails to load or set up: fail (default) or skip it and report it",
   },
   "graceful-shutdown-timeout": {
     key: "gracefulShutdownTimeoutMs",

@@ -7,12 +7,14 @@
 import { existsSync, readFileSync } from "node:fs";
 import { KubeConfig } from "@kubernetes/client-node";
 import { Container } from "inversify";
+import { NamespaceKind, PodKind } from "../builtin-kinds.ts";
 import { SharedCache, type SharedCacheOptions } from "../cache/shared-cache.ts";
 import { Client } from "../client/client.ts";
 import { RestClient } from "../client/rest.ts";
 import { createLogger, type Logger } from "../logger.ts";
 import { Metrics } from "../metrics/metrics.ts";
-import type { Plugin } from "../plugin.ts";
+import type { Plugin, Runnable } from "../plugin.ts";
+import { untilAborted } from "../sleep.ts";
 import { ConfigError, type ManagerConfig } from "./config.ts";
 import { Manager } from "./manager.ts";
 
@@ -66,8 +68,12 @@ export function ownNamespace(env: NodeJS.ProcessEnv = process.env): string {
 /** Inputs of {@link buildContainer}; everything but config has a default. */
 export interface ContainerOptions {
   config: ManagerConfig;
-  /** Every plugin available; `config.plugins` picks among them (default all). */
+  /** Every built-in plugin; `config.plugins` picks among them (default all). */
   plugins?: readonly Plugin[];
+  /** Plugins loaded by specifier (`--plugin`): they always run, beside the selected built-ins. */
+  extraPlugins?: readonly Plugin[];
+  /** Plugins that already failed to load (`--plugin-failure skip`), to be reported with the others. */
+  failed?: readonly { name: string; reason: string }[];
   logger?: Logger;
   kubeConfig?: KubeConfig;
   /** Cache tuning (tests shorten watch timeouts). */
@@ -109,9 +115,10 @@ export function buildContainer(options: ContainerOptions): Container {
   c.bind<Client>(TOKENS.client).toDynamicValue(
     async (ctx) => new Client(await ctx.getAsync<RestClient>(TOKENS.rest), await ctx.getAsync<SharedCache>(TOKENS.cache)),
   );
-  c.bind<readonly Plugin[]>(TOKENS.plugins).toDynamicValue((ctx) =>
-    selectPlugins(options.plugins ?? [], ctx.get<ManagerConfig>(TOKENS.config).plugins),
-  );
+  c.bind<readonly Plugin[]>(TOKENS.plugins).toDynamicValue((ctx) => [
+    ...selectPlugins(options.plugins ?? [], ctx.get<ManagerConfig>(TOKENS.config).plugins),
+    ...(options.extraPlugins ?? []),
+  ]);
   c.bind<Manager>(TOKENS.manager).toDynamicValue(
     async (ctx) =>
       new Manager({
@@ -144,17 +151,76 @@ export class PluginLoadError extends Error {
   override name = "PluginLoadError";
 }
 
-/** Builds the manager and runs every selected plugin's setup(). */
+/**
+ * Builds the manager and runs every plugin's setup(). A plugin that fails is named in a
+ * PluginLoadError; with `--plugin-failure skip` the manager runs without it and reports it (see
+ * {@link reportPlugins}).
+ */
 export async function createManager(options: ContainerOptions): Promise<{ manager: Manager; container: Container }> {
   const container = buildContainer(options);
   const manager = await container.getAsync<Manager>(TOKENS.manager);
   await options.beforeSetup?.(manager);
+  const failed = [...(options.failed ?? [])];
+  const running: string[] = [];
   for (const plugin of container.get<readonly Plugin[]>(TOKENS.plugins)) {
     try {
-      await plugin.setup(manager.pluginContext());
+      await manager.setupPlugin(plugin);
+      running.push(plugin.name);
     } catch (err) {
-      throw new PluginLoadError(`plugin "${plugin.name}" failed to load: ${err instanceof Error ? err.message : String(err)}`);
+      const reason = err instanceof Error ? err.message : String(err);
+      if (manager.config.pluginFailure === "fail") throw new PluginLoadError(`plugin "${plugin.name}" failed to load: ${reason}`);
+      failed.push({ name: plugin.name, reason });
     }
   }
+  reportPlugins(manager, running, failed);
   return { manager, container };
+}
+
+/**
+ * Says which plugins run and which were left out: the gauge `kubeplug_plugin_status{plugin,status}`,
+ * a passing readiness check whose verbose line names them (failing it would also take the other
+ * plugins' webhooks out of service), a warning log, and a Warning Event on the manager's Lease
+ * namespace once the manager starts.
+ */
+function reportPlugins(manager: Manager, running: readonly string[], failed: readonly { name: string; reason: string }[]): void {
+  for (const name of running) manager.metrics.pluginStatus.set({ plugin: name, status: "running" }, 1);
+  for (const { name, reason } of failed) {
+    manager.metrics.pluginStatus.set({ plugin: name, status: "failed" }, 1);
+    manager.logger.error({ plugin: name, reason }, "plugin left out");
+  }
+  manager.health.addReadyCheck("plugins", () =>
+    failed.length === 0
+      ? `running ${running.join(", ") || "none"}`
+      : `running ${running.join(", ") || "none"}; left out: ${failed.map((f) => `${f.name} (failed to load: ${f.reason})`).join("; ")}`,
+  );
+  if (failed.length > 0) manager.add(pluginFailureEvents(manager, failed));
+}
+
+/**
+ * Records one Warning Event per left-out plugin: on the manager's own Pod when the chart tells it its
+ * name (POD_NAME), else on its namespace, so `kubectl get events` in that namespace shows it.
+ */
+function pluginFailureEvents(manager: Manager, failed: readonly { name: string; reason: string }[]): Runnable {
+  return {
+    name: "plugin-failure-events",
+    needsLeaderElection: false,
+    async start(signal) {
+      const namespace = manager.config.leaderElectionNamespace ?? ownNamespace();
+      const podName = process.env.POD_NAME;
+      const subject = podName
+        ? ((await manager.client.reader.get(PodKind, podName, namespace).catch(() => undefined)) ?? undefined)
+        : await manager.client.reader.get(NamespaceKind, namespace).catch(() => undefined);
+      const recorder = manager.recorder("manager");
+      for (const { name, reason } of failed) {
+        if (subject)
+          recorder.event(
+            subject,
+            "Warning",
+            "PluginLeftOut",
+            `plugin "${name}" failed to load and is not running: ${reason}`.slice(0, 1000),
+          );
+      }
+      await untilAborted(signal);
+    },
+  };
 }

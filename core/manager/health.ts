@@ -5,8 +5,9 @@
 import type { Server } from "node:http";
 import express from "express";
 
-/** A check: resolves when healthy, throws (or rejects) with the reason otherwise. */
-export type Check = () => void | Promise<void>;
+/** A check: resolves when healthy (optionally with a note `?verbose` shows), throws (or rejects) with the reason otherwise. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a check that only throws returns nothing.
+export type Check = () => void | string | Promise<void | string>;
 
 /** Named health (liveness) and readiness checks. */
 export class HealthChecks {
@@ -26,16 +27,19 @@ export class HealthChecks {
   }
 
   /** Runs checks; returns failures by name. */
-  async run(which: "health" | "ready", only?: string): Promise<{ results: [string, string | undefined][]; ok: boolean }> {
+  async run(
+    which: "health" | "ready",
+    only?: string,
+  ): Promise<{ results: [string, string | undefined, string | undefined][]; ok: boolean }> {
     const checks = which === "health" ? this.health : this.ready;
     const selected = only ? [...checks].filter(([n]) => n === only) : [...checks];
     const results = await Promise.all(
-      selected.map(async ([name, check]): Promise<[string, string | undefined]> => {
+      selected.map(async ([name, check]): Promise<[string, string | undefined, string | undefined]> => {
         try {
-          await check();
-          return [name, undefined];
+          const note = await check();
+          return [name, undefined, typeof note === "string" ? note : undefined];
         } catch (err) {
-          return [name, err instanceof Error ? err.message : String(err)];
+          return [name, err instanceof Error ? err.message : String(err), undefined];
         }
       }),
     );
@@ -54,7 +58,9 @@ export class HealthChecks {
         const only = typeof req.params.name === "string" ? req.params.name : undefined;
         const { results, ok } = await this.run(which, only);
         const verbose = "verbose" in req.query || !ok;
-        const lines = results.map(([name, err]) => (err === undefined ? `[+]${name} ok` : `[-]${name} failed: ${err}`));
+        const lines = results.map(([name, err, note]) =>
+          err === undefined ? `[+]${name} ok${note ? `: ${note}` : ""}` : `[-]${name} failed: ${err}`,
+        );
         res
           .status(ok ? 200 : 500)
           .type("text/plain")

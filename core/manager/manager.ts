@@ -15,7 +15,8 @@ import { ApiEventRecorder, type EventRecorder } from "../events/recorder.ts";
 import { LeaderElector } from "../leader/elector.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics/metrics.ts";
-import type { PluginContext, Runnable } from "../plugin.ts";
+import type { ObjectKey } from "../object.ts";
+import type { Plugin, Runnable } from "../plugin.ts";
 import { untilAborted } from "../sleep.ts";
 import type { WebhookRegistrar } from "../webhook.ts";
 import type { ManagerConfig } from "./config.ts";
@@ -64,6 +65,8 @@ export class Manager {
   readonly client: Client;
   readonly metrics: Metrics;
   readonly health = new HealthChecks();
+  /** The plugins whose setup completed, in order. */
+  readonly plugins: Plugin[] = [];
   private readonly runnables: Runnable[] = [];
   private readonly controllers = new Map<string, Controller>();
   private readonly recorders = new Map<string, EventRecorder>();
@@ -91,9 +94,7 @@ export class Manager {
     this.runnables.push(runnable);
   }
 
-  private registerController(spec: ControllerSpec): { mistakes: string[]; handle: ControllerHandle } {
-    const noop = { enqueue: () => undefined };
-    if (this.controllers.has(spec.name)) return { mistakes: [`a controller named "${spec.name}" already exists`], handle: noop };
+  private registerController(spec: ControllerSpec): ControllerHandle {
     const controller = new Controller({
       name: spec.name,
       kind: spec.kind,
@@ -109,7 +110,48 @@ export class Manager {
     for (const source of spec.sources) this.cache.informer(source.kind);
     this.controllers.set(spec.name, controller);
     this.add(controller);
-    return { mistakes: [], handle: { enqueue: (key) => controller.enqueue(key) } };
+    return controller;
+  }
+
+  /**
+   * Runs a plugin's setup() and adopts what it declared only when it completes: a setup that throws
+   * leaves nothing behind (no controller, informer, index, webhook or runnable), so the manager can
+   * run without that plugin (`--plugin-failure skip`).
+   */
+  async setupPlugin(plugin: Plugin): Promise<void> {
+    const staged: (() => void)[] = [];
+    const names = new Set<string>();
+    const registrar = this.webhooks;
+    const host: PluginHost = {
+      registerController: (spec) => {
+        if (this.controllers.has(spec.name) || names.has(spec.name)) {
+          return { mistakes: [`a controller named "${spec.name}" already exists`], handle: { enqueue: () => undefined } };
+        }
+        names.add(spec.name);
+        let target: ControllerHandle | undefined;
+        const early: ObjectKey[] = [];
+        staged.push(() => {
+          target = this.registerController(spec);
+          for (const key of early) target.enqueue(key);
+        });
+        return { mistakes: [], handle: { enqueue: (key) => (target ? target.enqueue(key) : early.push(key)) } };
+      },
+      addIndex: (kind, name, fn) => staged.push(() => this.cache.addIndex(kind, name, fn)),
+      webhooks: registrar && {
+        defaulter: (kind, fn, options) => staged.push(() => registrar.defaulter(kind, fn, options)),
+        validator: (kind, fn, options) => staged.push(() => registrar.validator(kind, fn, options)),
+      },
+      client: this.client,
+      logger: this.logger,
+      metrics: this.metrics,
+      config: this.config,
+      addHealthCheck: (name, check) => staged.push(() => this.health.addHealthCheck(name, check)),
+      addReadyCheck: (name, check) => staged.push(() => this.health.addReadyCheck(name, check)),
+      add: (runnable) => staged.push(() => this.add(runnable)),
+    };
+    await plugin.setup(pluginContext(host));
+    for (const adopt of staged) adopt();
+    this.plugins.push(plugin);
   }
 
   /** The controller registered under `name` (tests). */
@@ -130,23 +172,6 @@ export class Manager {
   /** Where plugins' `ctx.webhooks(kind)` declarations go (set by the composition root). */
   setWebhooks(registrar: WebhookRegistrar): void {
     this.webhooks = registrar;
-  }
-
-  /** The context handed to a plugin's setup(). */
-  pluginContext(): PluginContext {
-    const host: PluginHost = {
-      registerController: (spec) => this.registerController(spec),
-      addIndex: (kind, name, fn) => this.cache.addIndex(kind, name, fn),
-      webhooks: this.webhooks,
-      client: this.client,
-      logger: this.logger,
-      metrics: this.metrics,
-      config: this.config,
-      addHealthCheck: (name, check) => this.health.addHealthCheck(name, check),
-      addReadyCheck: (name, check) => this.health.addReadyCheck(name, check),
-      add: (runnable) => this.add(runnable),
-    };
-    return pluginContext(host);
   }
 
   /** Whether this replica currently runs the controllers. */

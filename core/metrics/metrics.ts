@@ -75,6 +75,12 @@ export class Metrics {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  readonly pluginStatus = new Gauge({
+    name: "kubeplug_plugin_status",
+    help: "1 for each plugin with its status: running, or failed (left out with --plugin-failure skip).",
+    labelNames: ["plugin", "status"] as const,
+    registers: [this.registry],
+  });
   readonly leaderStatus = new Gauge({
     name: "leader_election_master_status",
     help: "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   ConfigError,
+  ConfigMapKind,
   createManager,
   definePlugin,
   type KubeObject,
@@ -261,6 +262,45 @@ describe("plugins and configuration", () => {
       assert.equal(err.message, 'plugin "broken" failed to load: missing setting FOO');
       return true;
     });
+  });
+
+  it("with --plugin-failure skip, runs the other plugins and says which one is out (readiness, metric, Event)", async () => {
+    const broken = definePlugin({
+      name: "half-done",
+      kinds: [],
+      setup(ctx) {
+        // Declared before the failure: a plugin that fails must leave nothing behind.
+        ctx
+          .controller("half-done")
+          .for(ConfigMapKind)
+          .reconcile(async () => undefined);
+        throw new Error("missing setting FOO");
+      },
+    });
+    const tm = await startTestManager(cp.kubeconfigPath, [broken, widgetPlugin()], { flags: ["--plugin-failure", "skip"] });
+    try {
+      assert.equal(tm.manager.getController("half-done"), undefined, "the failed plugin's controller was not adopted");
+      assert.ok(tm.manager.getController("widget"), "the other plugin runs");
+      const ready = await waitFor("/readyz", async () => {
+        const r = await fetchText(`${tm.healthUrl}/readyz?verbose`).catch(() => undefined);
+        return r?.status === 200 ? r : undefined;
+      });
+      assert.match(ready.text, /\[\+\]plugins ok: running widget; left out: half-done \(failed to load: missing setting FOO\)/);
+      const metrics = (await fetchText(tm.metricsUrl)).text;
+      assert.equal(metricValue(metrics, "kubeplug_plugin_status", { plugin: "half-done", status: "failed" }), 1);
+      assert.equal(metricValue(metrics, "kubeplug_plugin_status", { plugin: "widget", status: "running" }), 1);
+      await waitFor("a PluginLeftOut Event", async () => {
+        const events = await rest.request<{ items: { reason?: string; message?: string }[] }>(
+          "GET",
+          "/api/v1/namespaces/default/events",
+        );
+        return events.items.find(
+          (e) => e.reason === "PluginLeftOut" && /plugin "half-done" failed to load/.test(e.message ?? ""),
+        );
+      });
+    } finally {
+      await tm.stop();
+    }
   });
 
   it("refuses an unknown plugin and lists the available ones", async () => {
