@@ -14,9 +14,9 @@ export type { ControllerHandle, ControllerSettings, Reconciler } from "./control
 export { annotationsChanged, generationChanged, labelsChanged, type Predicate } from "./controller/predicates.ts";
 export type { ReconcileContext } from "./controller/reconcile-context.ts";
 export { Action, type ReconcileResult, TerminalError } from "./controller/result.ts";
-export { defineKind, type ObjectOfKind } from "./crd.ts";
+export { type CustomKind, defineKind, type ObjectOfKind } from "./crd.ts";
 export type { EventType } from "./events/recorder.ts";
-export { type Condition, type ConditionState, conditionSchema, findCondition, withConditions } from "./helpers/conditions.ts";
+export { type Condition, conditionSchema, findCondition, withConditions } from "./helpers/conditions.ts";
 export * as k8s from "./k8s.ts";
 export { type Kind, kindOf } from "./kinds.ts";
 export type { Logger } from "./logger.ts";
