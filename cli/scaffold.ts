@@ -1,28 +1,38 @@
 /**
- * `kubeplug create plugin <name> --group G --version V --kind K [--cluster-scoped]`: writes a working
- * plugin (schema; reconciler, webhooks and plugin entry) and a test on the local control plane,
- * registers it in plugins/index.ts and regenerates the manifests. The result compiles, its test
- * passes, and `kubeplug run --plugins <name>` serves the new kind at once.
+ * `kubeplug create plugin <name> --group G --version V --kind K [--cluster-scoped] [--dir DIR]`:
+ * writes a working plugin (schema; reconciler, webhooks and plugin entry), a sample object and a test
+ * on the local control plane. Without --dir, into this checkout (plugins/<name>, registered in
+ * plugins/index.ts, manifests regenerated) for kubeplug's contributors; with --dir, as a new npm
+ * package that takes kubeplug as a peer dependency, for everyone else.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { type Plugin, pluralOf } from "../core/runtime.ts";
+import type { Plugin } from "../core/runtime.ts";
+import { packageRoot } from "./paths.ts";
 
 const run = promisify(execFile);
+const VERSION = (JSON.parse(readFileSync(join(packageRoot, "package.json"), "utf8")) as { version: string }).version;
 
 /** A refusal: the message names the problem and what is allowed. */
 export class ScaffoldError extends Error {
   override name = "ScaffoldError";
 }
 
-export const CREATE_HELP = `Usage: kubeplug create plugin <name> --group <group> --version <version> --kind <Kind> [--cluster-scoped]
+export const CREATE_HELP = `Usage: kubeplug create plugin <name> --group <group> --version <version> --kind <Kind>
+         [--cluster-scoped] [--dir DIR [--kubeplug SPEC]]
 
-Writes plugins/<name>/ (api.ts, index.ts) and test/plugins/<name>.test.ts,
-adds the plugin to plugins/index.ts and runs the manifest generation.
+With --dir: writes a new npm package at DIR (package.json with kubeplug as a peer dependency and the
+scripts build, test and manifests; tsconfig.json; src/api.ts and src/index.ts; a test on
+kubeplug/testing; samples/; README.md; a Dockerfile on kubeplug's image). --kubeplug sets the
+kubeplug dependency: a version range (default ^${VERSION}) or a path to a tarball from npm pack.
+Without --dir (contributors, in a kubeplug checkout): writes plugins/<name>/ (api.ts, index.ts,
+samples/) and test/plugins/<name>.test.ts, adds the plugin to plugins/index.ts and regenerates the
+manifests.
 
-Example:
+Examples:
+  kubeplug create plugin backup --group backup.example.com --version v1 --kind BackupPolicy --dir ./backup
   kubeplug create plugin backup --group backup.example.com --version v1 --kind BackupPolicy
 `;
 
@@ -32,6 +42,10 @@ interface Options {
   version: string;
   kind: string;
   clusterScoped: boolean;
+  /** Set: write a standalone package there. */
+  dir?: string;
+  /** The kubeplug dependency of a standalone package (a range, or a tarball path made absolute). */
+  kubeplug: string;
 }
 
 /** Parses and checks `create plugin` arguments against the repository's existing plugins. */
@@ -45,6 +59,8 @@ export function parseCreateArgs(argv: string[], root: string, existing: readonly
         version: { type: "string" },
         kind: { type: "string" },
         "cluster-scoped": { type: "boolean" },
+        dir: { type: "string" },
+        kubeplug: { type: "string" },
       },
       strict: true,
       allowPositionals: true,
@@ -53,7 +69,13 @@ export function parseCreateArgs(argv: string[], root: string, existing: readonly
     throw new ScaffoldError(`${(err as Error).message}\n\n${CREATE_HELP}`);
   }
   const [what, name] = parsed.positionals;
-  const { group, version, kind } = parsed.values as { group?: string; version?: string; kind?: string };
+  const { group, version, kind, dir, kubeplug } = parsed.values as {
+    group?: string;
+    version?: string;
+    kind?: string;
+    dir?: string;
+    kubeplug?: string;
+  };
   const problems: string[] = [];
   if (what !== "plugin") problems.push(`"create ${what ?? ""}": only "create plugin" exists`);
   if (!name || !/^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$/.test(name)) {
@@ -67,7 +89,9 @@ export function parseCreateArgs(argv: string[], root: string, existing: readonly
   }
   if (!kind || !/^[A-Z][A-Za-z0-9]{0,62}$/.test(kind))
     problems.push(`--kind "${kind ?? ""}" must be UpperCamelCase, e.g. BackupPolicy`);
-  if (problems.length === 0) {
+  if (kubeplug !== undefined && dir === undefined) problems.push("--kubeplug only applies with --dir");
+  if (dir !== undefined && existsSync(dir) && readdirSync(dir).length > 0) problems.push(`--dir ${dir} exists and is not empty`);
+  if (problems.length === 0 && dir === undefined) {
     if (existsSync(join(root, "plugins", name as string)) || existing.some((p) => p.name === name)) {
       problems.push(`a plugin named "${name}" already exists (plugins/${name})`);
     }
@@ -85,22 +109,68 @@ export function parseCreateArgs(argv: string[], root: string, existing: readonly
     version: version as string,
     kind: kind as string,
     clusterScoped: !!parsed.values["cluster-scoped"],
+    ...(dir !== undefined ? { dir: resolve(dir) } : {}),
+    kubeplug: dependencySpec(kubeplug),
   };
+}
+
+/** A version range as given; a tarball or directory path as `file:` with an absolute path. */
+function dependencySpec(spec: string | undefined): string {
+  if (spec === undefined) return `^${VERSION}`;
+  if (spec.endsWith(".tgz") || spec.startsWith(".") || isAbsolute(spec)) return `file:${resolve(spec.replace(/^file:/, ""))}`;
+  return spec;
 }
 
 const camel = (name: string) => name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
+/** Where the generated files go and what they import, per layout. */
+interface Layout {
+  /** The plugin API: the checkout's core, or the package. */
+  api: string;
+  /** kubeplug/testing. */
+  testing: string;
+  /** Directory of api.ts and index.ts; of the sample; the test file; and the plugin entry as the test imports it. */
+  src: string;
+  samples: string;
+  test: string;
+  entryFromTest: string;
+}
+
+function layoutOf(o: Options): Layout {
+  return o.dir
+    ? {
+        api: "kubeplug",
+        testing: "kubeplug/testing",
+        src: "src",
+        samples: "samples",
+        test: `test/${o.name}.test.ts`,
+        entryFromTest: "../src/index.ts",
+      }
+    : {
+        api: "../../core/index.ts",
+        testing: "../testing.ts",
+        src: `plugins/${o.name}`,
+        samples: `plugins/${o.name}/samples`,
+        test: `test/plugins/${o.name}.test.ts`,
+        entryFromTest: `../../plugins/${o.name}/index.ts`,
+      };
+}
+
+/** Import lines in the order the formatter keeps: packages by name, then relative paths. */
+function imports(L: Layout, api: string, other: string): string {
+  return L.api.startsWith(".") ? `${other}\n${api}` : `${api}\n${other}`;
+}
+
 function files(o: Options): Record<string, string> {
   const { name, group, version, kind, clusterScoped } = o;
-  const plural = pluralOf(kind);
   const id = camel(name);
   const K = `${kind}Kind`;
   const childNs = clusterScoped ? `"default"` : `${kind.toLowerCase()}.metadata.namespace`;
   const lower = kind.toLowerCase();
-  return {
-    [`plugins/${name}/api.ts`]: `/** The ${kind} API (\`${group}/${version}\`): this zod schema is the source of the type, the CRD and the webhooks' checks. */
-import { z } from "zod";
-import { conditionSchema, defineKind, type ObjectOfKind } from "../../core/index.ts";
+  const L = layoutOf(o);
+  const sources: Record<string, string> = {
+    [`${L.src}/api.ts`]: `/** The ${kind} API (\`${group}/${version}\`): this zod schema is the source of the type, the CRD and the webhooks' checks. */
+${imports(L, `import { conditionSchema, defineKind, type ObjectOfKind } from "${L.api}";`, `import { z } from "zod";`)}
 
 export const ${K} = defineKind({
   group: "${group}",
@@ -124,8 +194,8 @@ export const ${K} = defineKind({
 
 export type ${kind} = ObjectOfKind<typeof ${K}>;
 `,
-    [`plugins/${name}/index.ts`]: `/** The ${name} plugin: each ${kind} keeps a ConfigMap and reports Ready. Replace with what your operator does. */
-import { Action, definePlugin, generationChanged, k8s, withConditions } from "../../core/index.ts";
+    [`${L.src}/index.ts`]: `/** The ${name} plugin: each ${kind} keeps a ConfigMap and reports Ready. Replace with what your operator does. */
+import { Action, definePlugin, generationChanged, k8s, withConditions } from "${L.api}";
 import { ${K} } from "./api.ts";
 
 export { type ${kind}, ${K} } from "./api.ts";
@@ -165,47 +235,133 @@ export const ${id}Plugin = definePlugin({
 
 export default ${id}Plugin;
 `,
-    [`test/plugins/${name}.test.ts`]: `import assert from "node:assert/strict";
+    [`${L.samples}/${lower}.yaml`]: `# A sample ${kind}: kubectl apply -f this file; its ConfigMap sample-${lower} follows.
+apiVersion: ${group}/${version}
+kind: ${kind}
+metadata:
+  name: sample${clusterScoped ? "" : "\n  namespace: default"}
+spec:
+  message: hello
+  copies: 2
+`,
+    [L.test]: `import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { installCrds } from "../../cli/install.ts";
-import { RestClient } from "../../core/runtime.ts";
-import { ${id}Plugin } from "../../plugins/${name}/index.ts";
-import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
-import { startTestManager, type TestManager } from "../support/manager.ts";
-import { waitFor } from "../support/wait.ts";
+import { k8s } from "${L.api}";
+import { type ControlPlane, installCrds, startControlPlane, startManager, type TestManager, waitFor } from "${L.testing}";
+import { ${K}, ${id}Plugin } from "${L.entryFromTest}";
 
 describe("${name} plugin", () => {
   let cp: ControlPlane;
   let tm: TestManager;
-  let rest: RestClient;
   before(async () => {
     cp = await startControlPlane({ controllerManager: false });
-    rest = await RestClient.create(cp.kubeConfig);
-    await installCrds(rest, [${id}Plugin]);
-    tm = await startTestManager(cp.kubeconfigPath, [${id}Plugin], { flags: ["--plugins", "${name}"] });
+    await installCrds(cp, [${id}Plugin]);
+    tm = await startManager(cp, [${id}Plugin]);
   });
   after(async () => {
     await tm?.stop();
-    await rest?.close();
     await cp?.stop();
   });
 
   it("reconciles a ${kind} into its ConfigMap and reports Ready", async () => {
-    const base = "/apis/${group}/${version}${clusterScoped ? "" : "/namespaces/default"}/${plural}";
-    await rest.request("POST", base, {
-      body: { apiVersion: "${group}/${version}", kind: "${kind}", metadata: { name: "first" }, spec: { message: "hi", copies: 2 } },
-    });
-    const cm = await waitFor("the ConfigMap", async () =>
-      rest.request<{ data: Record<string, string> }>("GET", "/api/v1/namespaces/default/configmaps/first-${lower}").catch(() => undefined),
-    );
-    assert.equal(cm.data.message, "hihi");
+    const { client } = tm.manager;
+    const metadata = { name: "first"${clusterScoped ? "" : `, namespace: "default"`} };
+    await client.create(${K}, { metadata, spec: { message: "hi", copies: 2 } });
+    const cm = await waitFor("the ConfigMap", () => client.reader.get(k8s.ConfigMap, "first-${lower}", "default"));
+    assert.equal(cm.data?.message, "hihi");
     const ready = await waitFor("Ready", async () => {
-      const obj = await rest.request<{ status?: { conditions?: { type: string; status: string }[] } }>("GET", \`\${base}/first\`);
-      return obj.status?.conditions?.find((c) => c.type === "Ready" && c.status === "True");
+      const obj = await client.reader.get(${K}, "first"${clusterScoped ? "" : `, "default"`});
+      return obj?.status?.conditions?.find((c) => c.type === "Ready" && c.status === "True");
     });
-    assert.equal(ready.status, "True");
+    assert.equal(ready.reason, "Synced");
   });
 });
+`,
+  };
+  return o.dir ? { ...sources, ...packageFiles(o) } : sources;
+}
+
+/** The files that make a standalone plugin an npm package. */
+function packageFiles(o: Options): Record<string, string> {
+  const pkg = {
+    name: `kubeplug-plugin-${o.name}`,
+    version: "0.1.0",
+    description: `A kubeplug plugin: ${o.kind} (${o.group}/${o.version}).`,
+    type: "module",
+    main: "./dist/index.js",
+    types: "./dist/index.d.ts",
+    exports: { ".": { types: "./dist/index.d.ts", default: "./dist/index.js" } },
+    files: ["dist/", "samples/", "manifests/"],
+    engines: { node: ">=24" },
+    scripts: {
+      build: "tsc -p tsconfig.json",
+      test: "node --test --test-reporter=spec test/*.test.ts",
+      manifests: "kubeplug manifests --plugin . --out manifests",
+    },
+    // One copy of kubeplug and zod in a process: the manager's. The dev dependencies are for build and test.
+    peerDependencies: { kubeplug: `>=${VERSION}`, zod: "^4.0.0" },
+    devDependencies: { "@types/node": "^24.0.0", kubeplug: o.kubeplug, node: "^24.21.0", typescript: "5.9", zod: "^4.6.7" },
+    allowScripts: { node: true },
+  };
+  const tsconfig = {
+    compilerOptions: {
+      target: "ES2023",
+      module: "NodeNext",
+      moduleResolution: "NodeNext",
+      lib: ["ES2023"],
+      types: ["node"],
+      strict: true,
+      declaration: true,
+      outDir: "dist",
+      rootDir: "src",
+      verbatimModuleSyntax: true,
+      erasableSyntaxOnly: true,
+      allowImportingTsExtensions: true,
+      rewriteRelativeImportExtensions: true,
+      skipLibCheck: true,
+    },
+    include: ["src"],
+  };
+  const lower = o.kind.toLowerCase();
+  return {
+    "package.json": `${JSON.stringify(pkg, null, 2)}\n`,
+    "tsconfig.json": `${JSON.stringify(tsconfig, null, 2)}\n`,
+    ".gitignore": "node_modules/\ndist/\n*.tgz\n",
+    Dockerfile: `# kubeplug's image plus this plugin: build kubeplug's image first (its Dockerfile), then
+#   docker build --build-arg KUBEPLUG_IMAGE=<kubeplug image> -t <registry>/${pkg.name}:0.1.0 .
+# The plugin is installed beside kubeplug in /app/node_modules, so it shares kubeplug's one copy.
+ARG KUBEPLUG_IMAGE=kubeplug:${VERSION}
+FROM node:24-bookworm-slim AS build
+WORKDIR /src
+COPY . .
+RUN npm install --no-audit --no-fund && npm run build && npm pack --ignore-scripts --pack-destination /out
+
+FROM \${KUBEPLUG_IMAGE}
+USER root
+COPY --from=build /out/${pkg.name}-0.1.0.tgz /tmp/plugin.tgz
+RUN cd /app && npm install --omit=dev --omit=peer --no-audit --no-fund --ignore-scripts /tmp/plugin.tgz && rm /tmp/plugin.tgz
+USER 65532:65532
+ENV KUBEPLUG_PLUGIN=${pkg.name}
+`,
+    "README.md": `# ${pkg.name}
+
+A [kubeplug](https://www.npmjs.com/package/kubeplug) plugin: the ${o.kind} kind (\`${o.group}/${o.version}\`).
+Each ${o.kind} keeps a ConfigMap with its message repeated \`copies\` times and reports \`Ready\`;
+replace that with what your operator does (\`src/index.ts\`, \`src/api.ts\`).
+
+\`\`\`sh
+npm install          # kubeplug, zod, TypeScript and Node 24 as dev dependencies
+npm test             # the plugin on a local control plane (kubeplug/testing; first run builds it, cached after)
+npm run build        # dist/ with type declarations
+npm run manifests    # manifests/: the CRD, least-privilege RBAC and webhook configuration
+npx kubeplug run --plugin . --plugins= --install --kubeconfig ~/.kube/config   # this plugin alone, on your cluster
+kubectl apply -f samples/${lower}.yaml
+\`\`\`
+
+\`--plugins=\` leaves kubeplug's built-in plugins out; \`--install\` applies the CRD and registers the
+webhooks for a manager running on your machine. In a cluster, build the image with the Dockerfile
+(kubeplug's image plus this package) and install kubeplug's Helm chart with it (see kubeplug's
+README, "Publish a plugin").
 `,
   };
 }
@@ -238,11 +394,17 @@ export async function createPlugin(
   log: (m: string) => void,
 ): Promise<string[]> {
   const o = parseCreateArgs(argv, root, existing);
+  const target = o.dir ?? root;
   const written: string[] = [];
   for (const [path, content] of Object.entries(files(o))) {
-    mkdirSync(join(root, path, ".."), { recursive: true });
-    writeFileSync(join(root, path), content);
+    mkdirSync(join(target, path, ".."), { recursive: true });
+    writeFileSync(join(target, path), content);
     written.push(path);
+  }
+  if (o.dir) {
+    log(`wrote ${o.dir}: ${written.join(", ")}`);
+    log(`next: cd ${o.dir} && npm install && npm test`);
+    return written;
   }
   register(root, o);
   written.push("plugins/index.ts");
