@@ -11,7 +11,10 @@ import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { isPlugin, type Plugin, PluginLoadError } from "../core/runtime.ts";
 
-/** The entry file of a package directory: `exports["."]` (import/default), else `main`, else index.js or index.ts. */
+/**
+ * The entry file of a package directory: `exports["."]` (import/default), else `main` (its
+ * src/index.ts while that is not built, outside node_modules), else index.js or index.ts.
+ */
 function packageEntry(dir: string, specifier: string): string {
   const manifest = join(dir, "package.json");
   if (existsSync(manifest)) {
@@ -27,7 +30,13 @@ function packageEntry(dir: string, specifier: string): string {
           ? ((root as Record<string, unknown>).import ?? (root as Record<string, unknown>).default)
           : undefined;
     const entry = typeof target === "string" ? target : pkg.main;
-    if (entry) return join(dir, entry);
+    if (entry && existsSync(join(dir, entry))) return join(dir, entry);
+    // A package being developed: its sources stand in for an entry not built yet (not in node_modules,
+    // where Node does not strip types).
+    if (entry && !dir.split(sep).includes("node_modules") && existsSync(join(dir, "src/index.ts")))
+      return join(dir, "src/index.ts");
+    if (entry)
+      throw new PluginLoadError(`--plugin ${specifier}: ${join(dir, entry)} does not exist; build the package (npm run build)`);
   }
   for (const name of ["index.js", "index.ts", "src/index.ts"]) if (existsSync(join(dir, name))) return join(dir, name);
   throw new PluginLoadError(

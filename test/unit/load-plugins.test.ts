@@ -32,6 +32,17 @@ describe("loading plugins by specifier", () => {
     mkdirSync(join(dir, "app/node_modules/raw-ts"), { recursive: true });
     writeFileSync(join(dir, "app/node_modules/raw-ts/package.json"), JSON.stringify({ name: "raw-ts", main: "index.ts" }));
     writeFileSync(join(dir, "app/node_modules/raw-ts/index.ts"), pluginSource("raw"));
+    mkdirSync(join(dir, "unbuilt/src"), { recursive: true });
+    writeFileSync(
+      join(dir, "unbuilt/package.json"),
+      JSON.stringify({ name: "unbuilt", type: "module", main: "./dist/index.js" }),
+    );
+    writeFileSync(join(dir, "unbuilt/src/index.ts"), pluginSource("from-source"));
+    mkdirSync(join(dir, "app/node_modules/unbuilt"), { recursive: true });
+    writeFileSync(
+      join(dir, "app/node_modules/unbuilt/package.json"),
+      JSON.stringify({ name: "unbuilt", main: "./dist/index.js" }),
+    );
     writeFileSync(join(dir, "no-default.ts"), "export const x = 1;\n");
     writeFileSync(join(dir, "not-a-plugin.ts"), "export default { name: 'x' };\n");
     writeFileSync(join(dir, "throws.ts"), "throw new Error('boom at import');\n");
@@ -42,6 +53,7 @@ describe("loading plugins by specifier", () => {
     assert.equal((await loadPlugin("./file-plugin.ts", dir)).name, "from-file");
     assert.equal((await loadPlugin(join(dir, "pkg"), "/")).name, "from-dir");
     assert.equal((await loadPlugin("@team/backup", join(dir, "app"))).name, "from-package");
+    assert.equal((await loadPlugin("./unbuilt", dir)).name, "from-source", "a package not built yet runs from src/index.ts");
   });
 
   it("refuses with a message naming the specifier and what is wrong", async () => {
@@ -56,6 +68,7 @@ describe("loading plugins by specifier", () => {
     await refusal("./missing", dir, /does not exist/);
     await refusal("not-installed", dir, /no package "not-installed" is installed/);
     await refusal("raw-ts", join(dir, "app"), /TypeScript inside node_modules/);
+    await refusal("unbuilt", join(dir, "app"), /dist\/index\.js does not exist; build the package/);
     await refusal("./no-default.ts", dir, /has no default export; export default definePlugin/);
     await refusal("./not-a-plugin.ts", dir, /without a kinds array, a setup function/);
     await refusal("./throws.ts", dir, /importing .* failed: boom at import/);
