@@ -52,7 +52,7 @@ export async function installCrds(rest: RestClient, plugins: readonly Plugin[], 
 export async function installWebhookConfigurations(
   rest: RestClient,
   webhooks: Webhooks,
-  options: { url: string; name: string; ownNamespace: string; signal: AbortSignal },
+  options: { url: string; name: string; ownNamespace: string; watchNamespaces?: readonly string[]; signal: AbortSignal },
 ): Promise<string[]> {
   const { server, certs, registry } = webhooks;
   if (!server || !certs) return [];
@@ -64,6 +64,7 @@ export async function installWebhookConfigurations(
     name: options.name,
     target: { url: options.url },
     ownNamespace: options.ownNamespace,
+    ...(options.watchNamespaces ? { watchNamespaces: options.watchNamespaces } : {}),
     ...(ca ? { caBundle: ca } : {}),
   });
   const names: string[] = [];

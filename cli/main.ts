@@ -6,7 +6,7 @@ import { managerFlagsHelp, PluginLoadError } from "../core/runtime.ts";
 import { plugins } from "../plugins/index.ts";
 import { installCrds, installWebhookConfigurations } from "./install.ts";
 import { loadPlugins } from "./load-plugins.ts";
-import { generateManifests, writeManifests } from "./manifests.ts";
+import { generateManifests, generatePluginChart, writeManifests } from "./manifests.ts";
 import { packageRoot } from "./paths.ts";
 import { runManager } from "./run.ts";
 import { CREATE_HELP, createPlugin, ScaffoldError } from "./scaffold.ts";
@@ -51,8 +51,10 @@ const MANIFESTS_HELP = `Usage: kubeplug manifests [--check]
        kubeplug manifests --plugin SPECIFIER [--plugin ...] --out DIR [--check]
 
 Without --plugin: regenerates kubeplug's chart (CRDs, RBAC, webhook configurations, values schema)
-from the built-in plugins. With --plugin: writes those plugins' CRDs (DIR/crds), least-privilege RBAC
-and webhook configurations (DIR/templates) as Helm templates. --check exits 1 when files are stale.
+from the built-in plugins. With --plugin: writes a Helm chart at DIR: kubeplug's chart with those
+plugins' CRDs, least-privilege RBAC and webhook configurations generated in, the plugins enabled by
+default (helm install NAME DIR --set image.repository=<the plugin's image>). --check exits 1 when
+files are stale.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -91,6 +93,8 @@ async function main(argv: string[]): Promise<number> {
                 // Exclude the operator's namespace only when it really runs in one; on a host the default
                 // namespace would otherwise lose its webhooks (Kubernetes >= 1.21 labels namespaces).
                 ownNamespace: process.env.POD_NAMESPACE ?? "",
+                // With --namespace, only the watched namespaces' objects reach this manager's webhooks.
+                watchNamespaces: manager.config.namespaces,
                 signal,
               })
                 .then((configs) => configs.length && manager.logger.info({ configs }, "installed webhook configurations"))
@@ -127,7 +131,7 @@ async function main(argv: string[]): Promise<number> {
         try {
           const { loaded } = await loadPlugins(values.plugin, plugins);
           const out = resolve(values.out);
-          const files = (await generateManifests(loaded)).map((f) => ({ ...f, path: f.path.replace(/^charts\/kubeplug\//, "") }));
+          const files = await generatePluginChart(loaded, root);
           const changed = writeManifests(out, files, values.check ?? false);
           process.stdout.write(
             changed.length

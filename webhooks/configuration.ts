@@ -1,8 +1,9 @@
 /**
  * The Mutating/ValidatingWebhookConfigurations for the registered webhooks: failurePolicy Fail,
- * sideEffects None, a timeout, admissionReviewVersions v1, and the operator's own namespace
- * excluded (by the `kubernetes.io/metadata.name` label, which Kubernetes sets from 1.21 on; on older
- * servers nothing carries it and no namespace is excluded). In a cluster they reach the server
+ * sideEffects None, a timeout, admissionReviewVersions v1, the operator's own namespace excluded and,
+ * when it watches only some namespaces, only those included (by the `kubernetes.io/metadata.name`
+ * label, which Kubernetes sets from 1.21 on; on 1.20 nothing carries it, so no namespace is excluded
+ * and a watch list admits nothing until the namespaces are given that label). In a cluster they reach the server
  * through its Service; for a manager on the host, by URL.
  */
 import type { WebhookEntry } from "./registry.ts";
@@ -20,12 +21,27 @@ export interface ConfigurationOptions {
   target: WebhookTarget;
   /** The operator's namespace, excluded from namespaced kinds' webhooks. */
   ownNamespace?: string;
+  /** The namespaces the operator watches (`--namespace`): only these are admitted by it; empty: all. */
+  watchNamespaces?: readonly string[];
   timeoutSeconds?: number;
   /** PEM CA; omitted when something injects it (the operator itself, or cert-manager). */
   caBundle?: string;
   /** Extra metadata (e.g. cert-manager's inject-ca-from annotation). */
   annotations?: Record<string, string>;
   labels?: Record<string, string>;
+}
+
+/**
+ * Namespaced kinds: not the operator's own namespace, and only the watched ones when it watches some,
+ * so two releases that each watch their own namespaces each admit only those.
+ */
+function namespaceSelector(e: WebhookEntry, o: ConfigurationOptions): Record<string, unknown> {
+  if (!e.kind.namespaced) return {};
+  const expressions = [
+    ...(o.ownNamespace ? [{ key: "kubernetes.io/metadata.name", operator: "NotIn", values: [o.ownNamespace] }] : []),
+    ...(o.watchNamespaces?.length ? [{ key: "kubernetes.io/metadata.name", operator: "In", values: [...o.watchNamespaces] }] : []),
+  ];
+  return expressions.length ? { namespaceSelector: { matchExpressions: expressions } } : {};
 }
 
 /** Builds the two configuration objects (either may hold no webhooks and is then omitted). */
@@ -62,13 +78,7 @@ export function webhookConfigurations(entries: readonly WebhookEntry[], o: Confi
             scope: e.kind.namespaced ? "Namespaced" : "Cluster",
           },
         ],
-        ...(e.kind.namespaced && o.ownNamespace
-          ? {
-              namespaceSelector: {
-                matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "NotIn", values: [o.ownNamespace] }],
-              },
-            }
-          : {}),
+        ...namespaceSelector(e, o),
       })),
     });
   }

@@ -116,7 +116,7 @@ export function buildContainer(options: ContainerOptions): Container {
     async (ctx) => new Client(await ctx.getAsync<RestClient>(TOKENS.rest), await ctx.getAsync<SharedCache>(TOKENS.cache)),
   );
   c.bind<readonly Plugin[]>(TOKENS.plugins).toDynamicValue((ctx) => [
-    ...selectPlugins(options.plugins ?? [], ctx.get<ManagerConfig>(TOKENS.config).plugins),
+    ...selectPlugins(options.plugins ?? [], ctx.get<ManagerConfig>(TOKENS.config).plugins, options.extraPlugins),
     ...(options.extraPlugins ?? []),
   ]);
   c.bind<Manager>(TOKENS.manager).toDynamicValue(
@@ -133,17 +133,26 @@ export function buildContainer(options: ContainerOptions): Container {
   return c;
 }
 
-/** Picks the plugins named in `--plugins` (all when absent); unknown names are a ConfigError. */
-export function selectPlugins(available: readonly Plugin[], names: readonly string[] | undefined): readonly Plugin[] {
+/**
+ * Picks the built-in plugins named in `--plugins` (all when absent); unknown names are a ConfigError.
+ * Names of plugins loaded by `--plugin` (`loaded`) are accepted and pick nothing: those always run,
+ * so a chart can list every plugin it runs in one value.
+ */
+export function selectPlugins(
+  available: readonly Plugin[],
+  names: readonly string[] | undefined,
+  loaded: readonly Plugin[] = [],
+): readonly Plugin[] {
   if (!names) return available;
   const byName = new Map(available.map((p) => [p.name, p]));
-  const unknown = names.filter((n) => !byName.has(n));
+  const loadedNames = new Set(loaded.map((p) => p.name));
+  const unknown = names.filter((n) => !byName.has(n) && !loadedNames.has(n));
   if (unknown.length > 0) {
     throw new ConfigError(
-      `--plugins: unknown plugin ${unknown.map((n) => `"${n}"`).join(", ")}; available: ${[...byName.keys()].join(", ") || "none"}`,
+      `--plugins: unknown plugin ${unknown.map((n) => `"${n}"`).join(", ")}; available: ${[...byName.keys(), ...loadedNames].join(", ") || "none"}`,
     );
   }
-  return names.map((n) => byName.get(n) as Plugin);
+  return names.filter((n) => byName.has(n)).map((n) => byName.get(n) as Plugin);
 }
 
 /** A plugin whose setup failed; the message names the plugin and the reason. */
