@@ -125,6 +125,32 @@ describe("generated manifests", () => {
     }
   });
 
+  it("the chart's webhooks admit only watchNamespaces when it is set, and every namespace but the release's otherwise", async () => {
+    const tools = await ensureTools();
+    const selectors = async (set: string[]) => {
+      const { stdout } = await run(tools.helm, [
+        "template",
+        "kp",
+        join(root, "charts/kubeplug"),
+        "-n",
+        "ops",
+        "--set",
+        "plugins={webapp,tenant}",
+        ...set,
+      ]);
+      return [...stdout.matchAll(/namespaceSelector:\n((?: {4}.*\n)+)/g)].map((m) => m[1] ?? "");
+    };
+    const all = await selectors([]);
+    assert.equal(all.length, 2, "the WebApp's mutating and validating webhooks (Tenant is cluster-scoped)");
+    for (const selector of all) {
+      assert.match(selector, /operator: NotIn\n\s+values:\n\s+- ops\n/);
+      assert.doesNotMatch(selector, /operator: In\n/);
+    }
+    for (const selector of await selectors(["--set", "watchNamespaces={team-a,team-b}"])) {
+      assert.match(selector, /operator: In\n\s+values:\n\s+- team-a\n\s+- team-b\n/);
+    }
+  });
+
   it("the WebApp CRD has the printer columns, defaults, bounds and descriptions", () => {
     assertWebAppCrd(crdOf(WebAppKind) as unknown as Crd);
   });
