@@ -67,6 +67,16 @@ export class Controller {
     this.options = options;
     this.name = options.name;
     this.log = options.logger.child({ controller: options.name });
+    // Every series at zero from the start (controller-runtime's initMetrics), so dashboards and
+    // rate() see a controller before its first reconcile, and on replicas that are not the leader.
+    const { metrics } = options;
+    const labels = { controller: options.name };
+    for (const result of ["success", "error", "requeue_after"]) metrics.reconcileTotal.inc({ ...labels, result }, 0);
+    metrics.reconcileErrors.inc(labels, 0);
+    metrics.terminalReconcileErrors.inc(labels, 0);
+    metrics.reconcilePanics.inc(labels, 0);
+    metrics.activeWorkers.set(labels, 0);
+    metrics.maxConcurrentReconciles.set(labels, options.maxConcurrentReconciles);
   }
 
   /** Adds a key directly (plugins reacting to something outside the cluster, tests). */

@@ -187,6 +187,14 @@ describe("controllers on the shared cache", () => {
       assert.match(text, new RegExp(`^# TYPE ${name} `, "m"), `${name} is exposed`);
     }
     assert.equal(metricValue(text, "controller_runtime_max_concurrent_reconciles", { controller: "widget" }), 4);
+    // Series exist at zero before anything happened to them (controller-runtime's initMetrics).
+    for (const series of [
+      'controller_runtime_reconcile_panics_total{controller="widget-1"} 0',
+      'controller_runtime_terminal_reconcile_errors_total{controller="widget-1"} 0',
+    ]) {
+      assert.ok(text.split("\n").includes(series), `${series} is exposed`);
+    }
+    assert.match(text, /^controller_runtime_reconcile_total\{controller="widget-1",result="requeue_after"\} \d+$/m);
   });
 });
 
