@@ -39,7 +39,9 @@ function namespaceSelector(e: WebhookEntry, o: ConfigurationOptions): Record<str
   if (!e.kind.namespaced) return {};
   const expressions = [
     ...(o.ownNamespace ? [{ key: "kubernetes.io/metadata.name", operator: "NotIn", values: [o.ownNamespace] }] : []),
-    ...(o.watchNamespaces?.length ? [{ key: "kubernetes.io/metadata.name", operator: "In", values: [...o.watchNamespaces] }] : []),
+    ...(o.watchNamespaces?.length
+      ? [{ key: "kubernetes.io/metadata.name", operator: "In", values: [...o.watchNamespaces] }]
+      : []),
   ];
   return expressions.length ? { namespaceSelector: { matchExpressions: expressions } } : {};
 }
