@@ -1,6 +1,7 @@
 /**
  * `kubeplug run`: parses manager flags, loads the plugins, runs the manager until SIGTERM/SIGINT.
- * Exit codes: 0 after a clean stop, 1 when the lease was lost or start-up failed, 2 for bad flags.
+ * Exit codes: 0 after a clean stop, 1 when start-up or a runnable failed, 2 for bad flags. A lost
+ * lease is not an exit: the manager stops its controllers and campaigns again.
  */
 import {
   ConfigError,
@@ -58,7 +59,7 @@ export async function runManager(argv: readonly string[], options: RunOptions): 
     await options.beforeStart?.(manager, webhooks, stop.signal, manager.plugins);
     const exit = await manager.start(stop.signal);
     if (exit.error) process.stderr.write(`kubeplug run: ${exit.error}\n`);
-    return exit.lostLease || exit.error ? 1 : 0;
+    return exit.error ? 1 : 0;
   } catch (err) {
     if (err instanceof ConfigError || err instanceof PluginLoadError) {
       process.stderr.write(`kubeplug run: ${err.message}\n`);

@@ -37,9 +37,13 @@ export interface LeaderElectorOptions extends LeaseTimings {
   metrics: Metrics;
 }
 
-/** A unique identity: host name plus a random suffix (two processes on one host never collide). */
-export function defaultIdentity(): string {
-  return `${process.env.HOSTNAME || hostname()}_${randomUUID()}`;
+/**
+ * The lease identity: the pod's name when the chart passes it (POD_NAME, downward API), so a process
+ * restarted in the same pod re-acquires its own lease at once instead of waiting for it to expire;
+ * elsewhere the host name plus a random suffix (two processes on one host never collide).
+ */
+export function defaultIdentity(env: NodeJS.ProcessEnv = process.env): string {
+  return env.POD_NAME || `${env.HOSTNAME || hostname()}_${randomUUID()}`;
 }
 
 /** See the module comment. */

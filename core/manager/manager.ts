@@ -30,14 +30,12 @@ export interface ManagerDeps {
   cache: SharedCache;
   client: Client;
   metrics: Metrics;
-  /** Identity for the lease; default host name + random suffix. */
+  /** Identity for the lease; default $POD_NAME, else host name + random suffix. */
   identity?: string;
 }
 
-/** How a manager run ended. */
+/** How a manager run ended: a stop (SIGTERM) or a fatal error; a lost lease is neither. */
 export interface ManagerExit {
-  /** True when leadership was lost (the CLI exits non-zero then, as controller-runtime does). */
-  lostLease: boolean;
   /** Set when a runnable failed and stopped the manager. */
   error?: string;
 }
@@ -199,12 +197,12 @@ export class Manager {
     const cacheRun = this.cache.start(cacheStop.signal);
     const everyReplica = new AbortController();
     const replicaRuns = this.runnables.filter((r) => !r.needsLeaderElection).map((r) => guard(r, everyReplica.signal));
-    const lostLease = await this.runLeaderRunnables(stop, guard);
-    this.logger.info({ lostLease }, "stopping");
+    await this.runLeaderRunnables(stop, guard);
+    this.logger.info("stopping");
     everyReplica.abort();
     await withTimeout(Promise.all(replicaRuns), this.config.gracefulShutdownTimeoutMs);
     await this.shutDown(servers, cacheStop, cacheRun);
-    return { lostLease, ...(failure ? { error: failure } : {}) };
+    return failure ? { error: failure } : {};
   }
 
   /** Serves /metrics and the health probes on their own ports (every replica). */
@@ -229,12 +227,13 @@ export class Manager {
 
   /**
    * Runs the controllers while this replica leads (at once without leader election) until `signal`
-   * aborts; in-flight reconciles get the graceful-shutdown timeout. Resolves true when the lease was lost.
+   * aborts; in-flight reconciles get the graceful-shutdown timeout. A lost lease ends a term, not the
+   * manager.
    */
   private async runLeaderRunnables(
     signal: AbortSignal,
     guard: (r: Runnable, runSignal: AbortSignal) => Promise<void>,
-  ): Promise<boolean> {
+  ): Promise<void> {
     const leaderRunnables = this.runnables.filter((r) => r.needsLeaderElection);
     const lead = async (leadSignal: AbortSignal) => {
       const runs = leaderRunnables.map((r) => guard(r, leadSignal));
@@ -245,7 +244,7 @@ export class Manager {
     };
     if (!this.config.leaderElect) {
       await lead(signal);
-      return false;
+      return;
     }
     this.elector = new LeaderElector({
       name: this.config.leaderElectionId,
@@ -258,8 +257,15 @@ export class Manager {
       retryPeriodMs: this.config.retryPeriodMs,
       ...(this.identity ? { identity: this.identity } : {}),
     });
-    this.logger.info({ identity: this.elector.identity }, "waiting for the leader lease");
-    return this.elector.run(signal, lead);
+    // Losing the lease stops the controllers only: the caches and the webhook server keep running
+    // (admission does not depend on leadership), and the manager campaigns again.
+    for (;;) {
+      this.logger.info({ identity: this.elector.identity }, "waiting for the leader lease");
+      const lost = await this.elector.run(signal, lead);
+      if (!lost || signal.aborted) return;
+      this.metrics.leaseLosses.inc({ name: this.config.leaderElectionId });
+      this.logger.warn("lost the leader lease: controllers stopped; caches and webhooks keep serving; campaigning again");
+    }
   }
 
   /** Flushes pending Events, stops the cache, closes the servers and the API connections. */

@@ -81,6 +81,12 @@ export class Metrics {
     labelNames: ["plugin", "status"] as const,
     registers: [this.registry],
   });
+  readonly leaseLosses = new Counter({
+    name: "kubeplug_leader_election_lost_total",
+    help: "Times this replica lost the leader lease (its controllers stopped; it campaigned again).",
+    labelNames: ["name"] as const,
+    registers: [this.registry],
+  });
   readonly leaderStatus = new Gauge({
     name: "leader_election_master_status",
     help: "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",

@@ -246,7 +246,7 @@ describe("readiness and shutdown", () => {
     await createWidget(ns, "slow", { "test.kubeplug.dev/slow-ms": "1500" });
     await waitFor("the slow reconcile to start", () => attemptsOf(`${ns}/slow`).length > 0);
     const exit = await tm.stop();
-    assert.deepEqual(exit, { lostLease: false });
+    assert.deepEqual(exit, {});
     assert.ok(
       finished.some((f) => f.key === `${ns}/slow`),
       "the in-flight reconcile ran to its end before stop resolved",

@@ -1,0 +1,90 @@
+/**
+ * Losing the leader lease is not fatal: with the API server unreachable past the renew deadline the
+ * manager stops its controllers but keeps running (health, metrics, caches), and once the API server
+ * answers again it takes the lease back and reconciles. The outage is a refusing TCP proxy in front
+ * of a real API server.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { type KubeObject, RestClient } from "../../core/runtime.ts";
+import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+import { widgetCrd, widgetPlugin } from "../fixtures/widget-plugin.ts";
+import { createNamespace, fetchText, installCrd, metricValue } from "../support/cluster.ts";
+import { startTestManager, type TestManager } from "../support/manager.ts";
+import { proxiedKubeConfig, startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
+import { waitFor } from "../support/wait.ts";
+
+const NS = "lease-loss";
+
+describe("losing the leader lease", () => {
+  let cp: ControlPlane;
+  let rest: RestClient;
+  let proxy: TcpProxy;
+  let tm: TestManager;
+  before(async () => {
+    cp = await startControlPlane({ controllerManager: false });
+    rest = await RestClient.create(cp.kubeConfig);
+    await installCrd(cp.kubeConfig, widgetCrd);
+    await createNamespace(cp.kubeConfig, NS);
+    proxy = await startTcpProxy("127.0.0.1", Number(new URL(cp.server).port));
+    tm = await startTestManager(cp.kubeconfigPath, [widgetPlugin()], {
+      kubeConfig: proxiedKubeConfig(cp.kubeConfig, proxy.port),
+      // Short retries so the test does not wait out production backoffs after the outage.
+      informer: { backoffMs: [100, 1000] },
+      flags: [
+        "--leader-elect",
+        "--leader-election-namespace",
+        NS,
+        "--leader-elect-lease-duration",
+        "8s",
+        "--leader-elect-renew-deadline",
+        "6s",
+        "--leader-elect-retry-period",
+        "1s",
+      ],
+    });
+  });
+  after(async () => {
+    proxy?.setMode("pass");
+    await tm?.stop();
+    await proxy?.close();
+    await rest?.close();
+    await cp?.stop();
+  });
+
+  const create = (name: string) =>
+    rest.request("POST", `/apis/test.kubeplug.dev/v1/namespaces/${NS}/widgets`, {
+      body: { apiVersion: "test.kubeplug.dev/v1", kind: "Widget", metadata: { name, namespace: NS }, spec: { size: 1 } },
+    });
+  const reconciled = (name: string) =>
+    waitFor(
+      `the ConfigMap of Widget ${name}`,
+      () => rest.request<KubeObject>("GET", `/api/v1/namespaces/${NS}/configmaps/${name}-data`).catch(() => undefined),
+      { timeoutMs: 60_000 },
+    );
+
+  it("stops the controllers, keeps the process and its servers, takes the lease back and reconciles again", async (t) => {
+    await waitFor("the lease", () => tm.manager.isLeader, { timeoutMs: 30_000 });
+    await create("before");
+    await reconciled("before");
+
+    proxy.setMode("refuse");
+    proxy.cut();
+    const cutAt = performance.now();
+    await waitFor("the lease to be lost", () => !tm.manager.isLeader, { timeoutMs: 60_000 });
+    t.diagnostic(`lease lost ${((performance.now() - cutAt) / 1000).toFixed(1)} s after the API server went away`);
+    const health = await fetchText(`${tm.healthUrl}/healthz`);
+    assert.equal(health.status, 200, "the process and its health server are still up");
+    const metrics = (await fetchText(tm.metricsUrl)).text;
+    assert.equal(metricValue(metrics, "kubeplug_leader_election_lost_total"), 1);
+    assert.equal(metricValue(metrics, "leader_election_master_status"), 0);
+
+    proxy.setMode("pass");
+    const backAt = performance.now();
+    await waitFor("the lease again", () => tm.manager.isLeader, { timeoutMs: 60_000 });
+    t.diagnostic(`leading again ${((performance.now() - backAt) / 1000).toFixed(1)} s after the API server came back`);
+    await create("after");
+    await reconciled("after");
+    assert.deepEqual(await tm.stop(), {}, "a clean stop: no error, although the lease was lost once");
+  });
+});
