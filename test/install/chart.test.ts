@@ -8,12 +8,11 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { KubeConfig } from "@kubernetes/client-node";
-import { ApiError, isNotFound, type KubeObject, PatchType, RestClient } from "../../core/runtime.ts";
+import { ApiError, type KubeObject, RestClient } from "../../core/runtime.ts";
 import {
   type ControlPlane,
   ensureTools,
@@ -23,6 +22,17 @@ import {
   startPodReadiness,
   type Tools,
 } from "../controlplane/index.ts";
+import {
+  assertForbidden,
+  cleanEnv,
+  flag,
+  type HostOperator,
+  pointWebhooksAtHost,
+  readObject,
+  runOperatorAsDeployment,
+  serviceAccountKubeconfig,
+  webhookCaInjected,
+} from "../support/chart-operator.ts";
 import { createNamespace, fetchText, installCrd } from "../support/cluster.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -68,16 +78,6 @@ interface Run {
   code: number;
   stdout: string;
   stderr: string;
-}
-
-/** The environment for children: none of the caller's kubeplug, Kubernetes or Helm settings leak in. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([k]) => !k.startsWith("KUBEPLUG_") && !k.startsWith("HELM_") && k !== "POD_NAMESPACE" && k !== "KUBECONFIG",
-    ),
-  );
-  return { ...env, ...extra };
 }
 
 /** Runs a command to its end; `input` goes to its stdin. */
@@ -129,13 +129,8 @@ async function kubectlOk(args: string[], input?: string): Promise<string> {
 }
 
 /** An object read from the API (not a cache), or undefined when it does not exist. */
-async function read<T = KubeObject>(path: string, client: RestClient = rest): Promise<T | undefined> {
-  try {
-    return await client.request<T>("GET", path);
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
+function read<T = KubeObject>(path: string, client: RestClient = rest): Promise<T | undefined> {
+  return readObject<T>(client, path);
 }
 
 /** A CRD that accepts anything: stands in for cert-manager's and the Prometheus Operator's kinds. */
@@ -200,35 +195,9 @@ interface PolicyRuleObject {
   nonResourceURLs?: string[];
 }
 
-interface WebhookConfigurationObject extends KubeObject {
-  webhooks: {
-    name: string;
-    clientConfig: {
-      service?: { name: string; namespace: string; port?: number; path?: string };
-      url?: string;
-      caBundle?: string;
-    };
-  }[];
-}
-
 interface WebAppObject extends KubeObject {
   spec: { image: string; replicas?: number };
   status?: { availableReplicas?: number };
-}
-
-/** The value of `--flag=value` in `args`. */
-function flag(args: readonly string[], name: string): string | undefined {
-  const prefix = `--${name}=`;
-  return args.find((a) => a.startsWith(prefix))?.slice(prefix.length);
-}
-
-/** The manager container's args, with each of `replace` (flag -> value) swapped; each must be there. */
-function replaceFlags(args: readonly string[], replace: Record<string, string>): string[] {
-  for (const name of Object.keys(replace)) assert.ok(flag(args, name) !== undefined, `the Deployment passes --${name}`);
-  return args.map((a) => {
-    const name = /^--([^=]+)=/.exec(a)?.[1];
-    return name && name in replace ? `--${name}=${replace[name]}` : a;
-  });
 }
 
 /** Asserts the Deployment's pod runs locked down: non-root, read-only, no capabilities, probes, grace. */
@@ -311,153 +280,58 @@ describe("the kubeplug chart", () => {
   });
 
   describe("the operator on the host, as the chart's ServiceAccount", () => {
-    let operator: ChildProcess | undefined;
-    let output = "";
-    let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+    let operator: HostOperator | undefined;
     let saRest: RestClient;
     let readiness: PodReadiness | undefined;
     let healthUrl: string;
-    const originals = new Map<string, WebhookConfigurationObject>();
+    let restoreWebhooks: (() => Promise<void>) | undefined;
     const configPaths = [
       `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${FULL}-mutating`,
       `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${FULL}-validating`,
     ];
-    const tail = () => output.trimEnd().split("\n").slice(-30).join("\n");
 
     before(async () => {
       // The token controller (Kubernetes 1.20) gives the ServiceAccount a token Secret.
-      const secretName = await waitFor("the ServiceAccount's token Secret", async () => {
-        const sa = await read<KubeObject & { secrets?: { name: string }[] }>(`/api/v1/namespaces/${NS}/serviceaccounts/${FULL}`);
-        return sa?.secrets?.find((s) => s.name.startsWith(`${FULL}-token-`))?.name;
-      });
-      const secret = (await read<KubeObject & { type: string; data: Record<string, string> }>(
-        `/api/v1/namespaces/${NS}/secrets/${secretName}`,
-      )) as KubeObject & { type: string; data: Record<string, string> };
-      assert.equal(secret.type, "kubernetes.io/service-account-token");
-      const token = Buffer.from(secret.data.token as string, "base64").toString("utf8");
-      const kubeconfig = join(work, "sa-kubeconfig");
-      writeFileSync(
-        kubeconfig,
-        JSON.stringify({
-          apiVersion: "v1",
-          kind: "Config",
-          clusters: [
-            {
-              name: "cp",
-              cluster: { server: cp.server, "certificate-authority-data": Buffer.from(cp.caPem).toString("base64") },
-            },
-          ],
-          users: [{ name: FULL, user: { token } }],
-          contexts: [{ name: FULL, context: { cluster: "cp", user: FULL, namespace: NS } }],
-          "current-context": FULL,
-        }),
-        { mode: 0o600 },
-      );
-      const saConfig = new KubeConfig();
-      saConfig.loadFromFile(kubeconfig);
-      saRest = await RestClient.create(saConfig);
+      const sa = await serviceAccountKubeconfig(rest, cp, NS, FULL, work);
+      assert.equal(sa.user, SA_USER);
+      saRest = sa.rest;
 
       // The API server cannot reach the in-cluster Service: point the chart's webhooks at the host.
       const [webhookPort, metricsPort, healthPort] = [await freePort(), await freePort(), await freePort()];
-      for (const path of configPaths) {
-        const config = (await read<WebhookConfigurationObject>(path)) as WebhookConfigurationObject;
-        originals.set(path, config);
-        assert.ok(config.webhooks.length > 0, `${path} has webhooks`);
-        const ops = config.webhooks.flatMap((w, i) => {
-          assert.equal(w.clientConfig.service?.name, `${FULL}-webhook`, `${w.name} calls the chart's Service`);
-          assert.equal(w.clientConfig.caBundle, undefined, `${w.name} has no caBundle before the operator runs`);
-          return [
-            { op: "test", path: `/webhooks/${i}/name`, value: w.name },
-            { op: "remove", path: `/webhooks/${i}/clientConfig/service` },
-            {
-              op: "add",
-              path: `/webhooks/${i}/clientConfig/url`,
-              value: `https://127.0.0.1:${webhookPort}${w.clientConfig.service?.path}`,
-            },
-          ];
-        });
-        await rest.request("PATCH", path, { body: ops, contentType: PatchType.json });
-      }
+      restoreWebhooks = await pointWebhooksAtHost(rest, configPaths, webhookPort, `${FULL}-webhook`);
 
       // Exactly the Deployment's arguments (so they cannot drift), with the listeners on loopback.
       const deployment = (await read<DeploymentObject>(`/apis/apps/v1/namespaces/${NS}/deployments/${FULL}`)) as DeploymentObject;
-      const container = deployment.spec.template.spec.containers[0] as Container;
-      const env = container.env ?? [];
-      assert.equal(env.find((e) => e.name === "POD_NAMESPACE")?.valueFrom?.fieldRef?.fieldPath, "metadata.namespace");
-      const rendered = container.args ?? [];
-      assert.equal(rendered[0], "run", "the container runs `kubeplug run`");
-      const args = [
-        ...replaceFlags(rendered, {
+      healthUrl = `http://127.0.0.1:${healthPort}`;
+      const running = runOperatorAsDeployment({
+        deployment,
+        namespace: NS,
+        replace: {
           "webhook-bind-address": `127.0.0.1:${webhookPort}`,
           "metrics-bind-address": `127.0.0.1:${metricsPort}`,
           "health-probe-bind-address": `127.0.0.1:${healthPort}`,
-        }),
-        "--webhook-hosts=127.0.0.1",
-        `--kubeconfig=${kubeconfig}`,
-      ];
-      healthUrl = `http://127.0.0.1:${healthPort}`;
-      const child = spawn(join(ROOT, "bin/kubeplug"), args, {
-        env: cleanEnv({ POD_NAMESPACE: NS, HOSTNAME }),
-        stdio: ["ignore", "pipe", "pipe"],
+        },
+        extraArgs: ["--webhook-hosts=127.0.0.1", `--kubeconfig=${sa.kubeconfigPath}`],
+        command: join(ROOT, "bin/kubeplug"),
+        env: cleanEnv({ HOSTNAME }),
+        children,
       });
-      operator = child;
-      children.add(child);
-      child.stdout?.setEncoding("utf8").on("data", (d: string) => {
-        output += d;
-      });
-      child.stderr?.setEncoding("utf8").on("data", (d: string) => {
-        output += d;
-      });
-      exited = new Promise((resolve) =>
-        child.on("exit", (code, signal) => {
-          children.delete(child);
-          resolve({ code, signal });
-        }),
+      operator = running;
+      await running.running("the operator to be ready", async () => (await fetchText(`${healthUrl}/readyz`)).status === 200);
+      await running.running(
+        "the operator to inject its CA into both webhook configurations",
+        webhookCaInjected(rest, `/api/v1/namespaces/${NS}/secrets/${FULL}-webhook-tls`, configPaths),
       );
-      /** Waits for `check`, failing at once (with the operator's output) if the operator exits. */
-      const running = async (what: string, check: () => Promise<boolean>) => {
-        const result = await waitFor(what, async () => (child.exitCode !== null ? "exited" : (await check()) && "done"), {
-          timeoutMs: 60_000,
-        }).catch((err: Error) => {
-          throw new Error(`${err.message}\noperator output:\n${tail()}`);
-        });
-        assert.equal(result, "done", `the operator exited (${child.exitCode}) while waiting for ${what}:\n${tail()}`);
-      };
-      await running("the operator to be ready", async () => (await fetchText(`${healthUrl}/readyz`)).status === 200);
-      await running("the operator to inject its CA into both webhook configurations", async () => {
-        const tls = await read<KubeObject & { data?: Record<string, string> }>(
-          `/api/v1/namespaces/${NS}/secrets/${FULL}-webhook-tls`,
-        );
-        const ca = tls?.data?.["ca.crt"];
-        if (!ca) return false;
-        for (const path of configPaths) {
-          const config = await read<WebhookConfigurationObject>(path);
-          if (!config?.webhooks.every((w) => w.clientConfig.caBundle === ca)) return false;
-        }
-        return true;
-      });
       await createNamespace(cp.kubeConfig, APPS);
       readiness = startPodReadiness(cp.kubeConfig, { namespace: APPS });
     });
 
     after(async () => {
       await readiness?.stop();
-      if (operator && operator.exitCode === null && operator.signalCode === null) operator.kill("SIGKILL");
+      if (operator) await operator.stop("SIGKILL");
       await saRest?.close();
       // Back to the chart's own clientConfig, so helm upgrade finds what it rendered.
-      for (const [path, original] of originals) {
-        const live = await read<WebhookConfigurationObject>(path);
-        if (!live) continue;
-        const ops = live.webhooks.flatMap((w, i) => {
-          const service = original.webhooks.find((o) => o.name === w.name)?.clientConfig.service;
-          if (!service || !w.clientConfig.url) return [];
-          return [
-            { op: "remove", path: `/webhooks/${i}/clientConfig/url` },
-            { op: "add", path: `/webhooks/${i}/clientConfig/service`, value: service },
-          ];
-        });
-        if (ops.length) await rest.request("PATCH", path, { body: ops, contentType: PatchType.json });
-      }
+      await restoreWebhooks?.();
     });
 
     it("holds the leader Lease and the webhook certificate it issued as the ServiceAccount", async () => {
@@ -544,13 +418,7 @@ describe("the kubeplug chart", () => {
     });
 
     it("is refused what the generated RBAC does not grant", async () => {
-      const forbidden = async (method: string, path: string, body?: unknown) =>
-        assert.rejects(saRest.request(method, path, body === undefined ? {} : { body }), (err: unknown) => {
-          assert.ok(err instanceof ApiError, String(err));
-          assert.equal(err.code, 403, `${method} ${path}: ${err.message}`);
-          assert.ok(err.message.includes(SA_USER), `${method} ${path} was refused to ${SA_USER}: ${err.message}`);
-          return true;
-        });
+      const forbidden = (method: string, path: string, body?: unknown) => assertForbidden(saRest, SA_USER, method, path, body);
       // The Secret it manages is readable to it (the positive control for the refusals below).
       await saRest.request("GET", `/api/v1/namespaces/${NS}/secrets/${FULL}-webhook-tls`);
       await forbidden("GET", "/api/v1/namespaces/kube-system/secrets");
@@ -566,9 +434,9 @@ describe("the kubeplug chart", () => {
     });
 
     it("exits 0 on SIGTERM", async () => {
-      operator?.kill("SIGTERM");
-      const exit = await exited;
-      assert.deepEqual(exit, { code: 0, signal: null }, tail());
+      assert.ok(operator, "the operator was started");
+      const exit = await operator.stop("SIGTERM");
+      assert.deepEqual(exit, { code: 0, signal: null }, operator.tail());
     });
   });
 
