@@ -34,6 +34,7 @@ import {
   webhookCaInjected,
 } from "../support/chart-operator.ts";
 import { createNamespace, fetchText, installCrd } from "../support/cluster.ts";
+import { type Run, exec as run } from "../support/exec.ts";
 import { waitFor } from "../support/wait.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -74,32 +75,9 @@ after(async () => {
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs a command to its end; `input` goes to its stdin. */
 function exec(command: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: options.env ?? cleanEnv(), stdio: ["pipe", "pipe", "pipe"] });
-    children.add(child);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      children.delete(child);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-    child.stdin.end(options.input ?? "");
-  });
+  return run(command, args, { ...options, env: options.env ?? cleanEnv(), track: children });
 }
 
 /** Helm with its cache, config and data in the test's directory, talking to the test control plane. */

@@ -31,6 +31,7 @@ import {
   webhookCaInjected,
 } from "../support/chart-operator.ts";
 import { fetchText } from "../support/cluster.ts";
+import { execOk as run } from "../support/exec.ts";
 import { packKubeplug } from "../support/pack.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -69,34 +70,9 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Runs a command to its end in its own process group; fails with its output unless it exits 0. */
+/** Runs a command to its end in its own process group (killed with the test); fails with its output unless it exits 0. */
 function execOk(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: options.cwd,
-      env: options.env ?? childEnv(),
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
-    });
-    children.add(child);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    child.on("error", (err) => {
-      children.delete(child);
-      reject(err);
-    });
-    child.on("close", (code, signal) => {
-      children.delete(child);
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`${command} ${args.join(" ")} exited ${code ?? signal}:\n${stdout}\n${stderr}`));
-    });
-  });
+  return run(command, args, { ...options, env: options.env ?? childEnv(), detached: true, track: children });
 }
 
 describe("a plugin published outside the repository", () => {

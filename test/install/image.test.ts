@@ -14,6 +14,7 @@ import { after, before, describe, it } from "node:test";
 import { ApiError, isNotFound, type KubeObject, RestClient } from "../../core/runtime.ts";
 import { type ControlPlane, freePort, startControlPlane } from "../controlplane/index.ts";
 import { createNamespace, fetchText } from "../support/cluster.ts";
+import { execOk as run } from "../support/exec.ts";
 import { waitFor } from "../support/wait.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -58,12 +59,6 @@ after(async () => {
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /**
  * The environment of every child: this Node (24) first on PATH, as in the node:24 image, and none of
  * the caller's kubeplug or Kubernetes settings.
@@ -75,30 +70,8 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ""}`, ...extra };
 }
 
-function exec(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? childEnv(), stdio: ["ignore", "pipe", "pipe"] });
-    children.add(child);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      children.delete(child);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-async function execOk(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<string> {
-  const run = await exec(command, args, options);
-  assert.equal(run.code, 0, `${command} ${args.join(" ")} failed:\n${run.stderr.slice(-3000)}`);
-  return run.stdout;
+function execOk(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<string> {
+  return run(command, args, { ...options, env: options.env ?? childEnv(), track: children });
 }
 
 interface Stage {
