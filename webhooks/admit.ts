@@ -53,8 +53,33 @@ const allowed = (request: AdmissionRequest, warnings: readonly string[] = []): A
   ...(warnings.length ? { warnings: [...warnings] } : {}),
 });
 
-/** Admits or denies `request` with `entry`; throws only on a handler bug (the server answers 500). */
-export async function admit(entry: WebhookEntry, request: AdmissionRequest, client: Client): Promise<AdmissionResponse> {
+/**
+ * The JSON Patch operations that add `finalizers` a new object lacks: the controllers' own finalizers,
+ * added here so they need not patch every new object. Only for objects this manager reconciles: in a
+ * namespace it watches (on a 1.20 API server the webhooks' namespace selector cannot say so).
+ */
+function finalizerOps(object: KubeObject, finalizers: readonly string[], client: Client): PatchOp[] {
+  const watched = client.cache.namespaces;
+  const { namespace, finalizers: present, deletionTimestamp } = object.metadata;
+  if (finalizers.length === 0 || deletionTimestamp || (namespace && watched.length > 0 && !watched.includes(namespace)))
+    return [];
+  const missing = finalizers.filter((f) => !present?.includes(f));
+  if (missing.length === 0) return [];
+  return present
+    ? missing.map((f) => ({ op: "add", path: "/metadata/finalizers/-", value: f }))
+    : [{ op: "add", path: "/metadata/finalizers", value: missing }];
+}
+
+/**
+ * Admits or denies `request` with `entry`; throws only on a handler bug (the server answers 500).
+ * `finalizers` are added to objects the defaulting webhook admits on CREATE.
+ */
+export async function admit(
+  entry: WebhookEntry,
+  request: AdmissionRequest,
+  client: Client,
+  finalizers: readonly string[] = [],
+): Promise<AdmissionResponse> {
   const { operation } = request;
   if (operation === "CONNECT" || !entry.operations.includes(operation)) return allowed(request);
   // On DELETE the API server sends the object being deleted as oldObject and no object.
@@ -93,6 +118,7 @@ export async function admit(entry: WebhookEntry, request: AdmissionRequest, clie
       warnings = (await entry.defaulter(result, ctx))?.warnings ?? [];
       ops = jsonPatch(object, result);
     }
+    if (operation === "CREATE") ops.push(...finalizerOps(object, finalizers, client));
     if (ops.length === 0) return allowed(request, warnings);
     return {
       ...allowed(request, warnings),

@@ -3,15 +3,16 @@
  * core/webhook.ts) are registered: a defaulter and/or a validator per kind. Paths follow
  * Kubebuilder's pattern (`/mutate-webapp-example-com-v1-webapp`, `/validate-...`).
  */
-import type {
-  CustomKind,
-  Defaulter,
-  Kind,
-  KubeObject,
-  Operation,
-  Validator,
-  WebhookOptions,
-  WebhookRegistrar,
+import {
+  type CustomKind,
+  type Defaulter,
+  type Kind,
+  type KubeObject,
+  kindId,
+  type Operation,
+  type Validator,
+  type WebhookOptions,
+  type WebhookRegistrar,
 } from "../core/runtime.ts";
 
 /** One registered webhook. */
@@ -42,6 +43,7 @@ const DEFAULT_OPERATIONS: readonly Operation[] = ["CREATE", "UPDATE"];
 /** See the module comment. One registry per manager, shared by all plugins. */
 export class WebhookRegistry implements WebhookRegistrar {
   private readonly byPath = new Map<string, WebhookEntry>();
+  private readonly finalizers = new Map<string, string[]>();
 
   private add(type: WebhookEntry["type"], kind: Kind, options: WebhookOptions, handler: Partial<WebhookEntry>): void {
     const path = webhookPath(type, kind);
@@ -61,6 +63,17 @@ export class WebhookRegistry implements WebhookRegistrar {
   /** Registers the validating webhook of a kind. */
   validator(kind: Kind, fn: Validator<KubeObject> | undefined, options: WebhookOptions = {}): void {
     this.add("validating", kind, options, fn ? { validator: fn } : {});
+  }
+
+  /** Registers a controller's finalizer on a kind, added at admission on CREATE (see WebhookRegistrar). */
+  finalizer(kind: Kind, name: string): void {
+    const names = this.finalizers.get(kindId(kind)) ?? [];
+    if (!names.includes(name)) this.finalizers.set(kindId(kind), [...names, name]);
+  }
+
+  /** The finalizers admission adds to new objects of a kind. */
+  finalizersOf(kind: Kind): readonly string[] {
+    return this.finalizers.get(kindId(kind)) ?? [];
   }
 
   /** Every registered webhook. */

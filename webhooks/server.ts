@@ -155,7 +155,7 @@ export class WebhookServer implements Runnable {
         }),
       ];
     }
-    return [200, reviewResponse(await admit(entry, request, client))];
+    return [200, reviewResponse(await admit(entry, request, client, this.o.registry.finalizersOf(entry.kind)))];
   }
 
   async start(signal: AbortSignal): Promise<void> {

@@ -131,6 +131,7 @@ export class Manager {
         staged.push(() => {
           target = this.registerController(spec);
           for (const key of early) target.enqueue(key);
+          if (spec.finalizer) registrar?.finalizer(spec.kind, spec.finalizer.name);
         });
         return { mistakes: [], handle: { enqueue: (key) => (target ? target.enqueue(key) : early.push(key)) } };
       },
@@ -138,6 +139,7 @@ export class Manager {
       webhooks: registrar && {
         defaulter: (kind, fn, options) => staged.push(() => registrar.defaulter(kind, fn, options)),
         validator: (kind, fn, options) => staged.push(() => registrar.validator(kind, fn, options)),
+        finalizer: (kind, name) => staged.push(() => registrar.finalizer(kind, name)),
       },
       client: this.client,
       logger: this.logger,

@@ -20,6 +20,7 @@ import { installCrds, installWebhookConfigurations } from "../../cli/install.ts"
 import { ApiError, isNotFound, objectPath, RestClient } from "../../core/runtime.ts";
 import { type WebApp, WebAppKind } from "../../plugins/webapp/api.ts";
 import { webAppPlugin } from "../../plugins/webapp/index.ts";
+import { FINALIZER } from "../../plugins/webapp/reconciler.ts";
 import { generateTls } from "../../webhooks/index.ts";
 import { type ControlPlane, ensureTools, freePort, startControlPlane, type Tools } from "../controlplane/index.ts";
 import { createNamespace, fetchText, metricValue } from "../support/cluster.ts";
@@ -350,7 +351,30 @@ describe("admission through the API server (self-managed certificates)", () => {
     assert.deepEqual(stored?.spec, { image: "nginx:1.27", replicas: 1, port: 8080, serviceType: "ClusterIP" });
   });
 
-  it("the mutating path answers a spec lacking them with add operations for exactly those three fields", async () => {
+  it("a new WebApp carries its controller's finalizer from its create on: admission adds it, no patch needed", async () => {
+    const created = await rest.request<WebApp>("POST", `/apis/webapp.example.com/v1/namespaces/${NS}/webapps`, {
+      body: {
+        apiVersion: "webapp.example.com/v1",
+        kind: "WebApp",
+        metadata: { name: "finalized" },
+        spec: { image: "nginx:1.27" },
+      },
+      query: { dryRun: "All" },
+    });
+    assert.deepEqual(created.metadata.finalizers, [FINALIZER], "the API server's answer to the create already has it");
+    const other = await rest.request<WebApp>("POST", `/apis/webapp.example.com/v1/namespaces/${NS}/webapps`, {
+      body: {
+        apiVersion: "webapp.example.com/v1",
+        kind: "WebApp",
+        metadata: { name: "finalized-too", finalizers: ["example.com/keep"] },
+        spec: { image: "nginx:1.27" },
+      },
+      query: { dryRun: "All" },
+    });
+    assert.deepEqual(other.metadata.finalizers, ["example.com/keep", FINALIZER], "added after the ones it had");
+  });
+
+  it("the mutating path answers a spec lacking them with add operations for exactly those three fields and the finalizer", async () => {
     const uid = "0f6e2c4d-defaults";
     const answer = await callWebhook(main.port, main.ca(), {
       path: MUTATE,
@@ -367,17 +391,22 @@ describe("admission through the API server (self-managed certificates)", () => {
     assert.deepEqual(
       ops.sort((a, b) => a.path.localeCompare(b.path)),
       [
+        // The controller's finalizer, added on CREATE so the controller need not patch it in.
+        { op: "add", path: "/metadata/finalizers", value: [FINALIZER] },
         { op: "add", path: "/spec/port", value: 8080 },
         { op: "add", path: "/spec/replicas", value: 1 },
         { op: "add", path: "/spec/serviceType", value: "ClusterIP" },
       ],
     );
-    // A complete spec needs no patch at all.
+    // A complete spec needs no spec patch: only the finalizer is added.
     const full = await callWebhook(main.port, main.ca(), {
       path: MUTATE,
       body: JSON.stringify(review("full", { image: "nginx:1.27", replicas: 3, port: 80, serviceType: "NodePort" })),
     });
-    assert.deepEqual(full.json?.response, { uid: "full", allowed: true });
+    const fullResponse = full.json?.response as { patch?: string };
+    assert.deepEqual(JSON.parse(Buffer.from(fullResponse.patch ?? "", "base64").toString("utf8")), [
+      { op: "add", path: "/metadata/finalizers", value: [FINALIZER] },
+    ]);
   });
 
   it("admits an image without a tag and kubectl prints the warning", async () => {
