@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { load } from "js-yaml";
 import { generateManifests, writeManifests } from "../cli/manifests.ts";
 import { crdOf, RestClient } from "../core/runtime.ts";
 import { plugins } from "../plugins/index.ts";
@@ -149,6 +150,52 @@ describe("generated manifests", () => {
     for (const selector of await selectors(["--set", "watchNamespaces={team-a,team-b}"])) {
       assert.match(selector, /operator: In\n\s+values:\n\s+- team-a\n\s+- team-b\n/);
     }
+  });
+
+  it("the chart keeps admission up through voluntary disruptions: a PodDisruptionBudget and replicas spread across nodes", async () => {
+    const tools = await ensureTools();
+    const render = async (...args: string[]) =>
+      (await run(tools.helm, ["template", "kp", join(root, "charts/kubeplug"), ...args])).stdout
+        .split(/^---$/m)
+        .map((doc) => (load(doc) ?? {}) as { kind?: string; apiVersion?: string; spec?: Record<string, unknown> });
+    const selector = { "app.kubernetes.io/name": "kubeplug", "app.kubernetes.io/instance": "kp" };
+    for (const [kube, apiVersion] of [
+      ["1.20.2", "policy/v1beta1"],
+      ["1.30.0", "policy/v1"],
+    ]) {
+      const docs = await render("--kube-version", kube as string);
+      const pdb = docs.find((d) => d.kind === "PodDisruptionBudget");
+      assert.equal(pdb?.apiVersion, apiVersion, `Kubernetes ${kube}`);
+      assert.deepEqual(pdb?.spec, { maxUnavailable: 1, selector: { matchLabels: selector } });
+      const deployment = docs.find((d) => d.kind === "Deployment") as {
+        spec: { replicas: number; template: { spec: Record<string, unknown> } };
+      };
+      assert.equal(deployment.spec.replicas, 2);
+      assert.deepEqual(deployment.spec.template.spec.topologySpreadConstraints, [
+        {
+          maxSkew: 1,
+          topologyKey: "kubernetes.io/hostname",
+          whenUnsatisfiable: "ScheduleAnyway",
+          labelSelector: { matchLabels: selector },
+        },
+      ]);
+    }
+    assert.equal(
+      (await render("--set", "replicas=1")).filter((d) => d.kind === "PodDisruptionBudget").length,
+      0,
+      "none for one replica",
+    );
+    const zones = [
+      {
+        maxSkew: 1,
+        topologyKey: "topology.kubernetes.io/zone",
+        whenUnsatisfiable: "DoNotSchedule",
+        labelSelector: { matchLabels: selector },
+      },
+    ];
+    const custom = await render("--set-json", `topologySpreadConstraints=${JSON.stringify(zones)}`);
+    const deployment = custom.find((d) => d.kind === "Deployment") as { spec: { template: { spec: Record<string, unknown> } } };
+    assert.deepEqual(deployment.spec.template.spec.topologySpreadConstraints, zones, "a value replaces the default spread");
   });
 
   it("the WebApp CRD has the printer columns, defaults, bounds and descriptions", () => {

@@ -17,6 +17,7 @@ import {
   type ControlPlane,
   ensureTools,
   freePort,
+  KUBERNETES_VERSION,
   type PodReadiness,
   startControlPlane,
   startPodReadiness,
@@ -471,7 +472,8 @@ describe("the kubeplug chart", () => {
       watchNamespaces: ["--set", "watchNamespaces={a,b}"],
     };
     for (const [variant, sets] of Object.entries(variants)) {
-      const rendered = await helmOk(["template", "dry", CHART, "-n", ns, ...sets]);
+      // The control plane's version, as `helm install` would see it (the PDB's API version depends on it).
+      const rendered = await helmOk(["template", "dry", CHART, "-n", ns, "--kube-version", KUBERNETES_VERSION, ...sets]);
       const out = await kubectlOk(["apply", "--dry-run=server", "-o", "json", "-f", "-"], rendered);
       const parsed = JSON.parse(out) as KubeObject & { items?: KubeObject[] };
       const objects = parsed.items ?? [parsed];
@@ -487,6 +489,7 @@ describe("the kubeplug chart", () => {
         "Deployment",
         "MutatingWebhookConfiguration",
         "ValidatingWebhookConfiguration",
+        "PodDisruptionBudget",
       ]) {
         assert.ok(kinds.has(kind), `${variant}: renders a ${kind} (${[...kinds].join(", ")})`);
       }
