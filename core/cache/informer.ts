@@ -40,7 +40,12 @@ export interface InformerOptions {
   pageSize?: number;
   /** Range of the server-side watch timeout in seconds; default [300, 600]. */
   watchTimeoutSeconds?: readonly [number, number];
-  /** Backoff after a failed watch or list: initial and maximum ms; default 800 ms .. 30 s. */
+  /**
+   * Backoff after a failed watch or list: initial and maximum ms, each delay with full jitter (up
+   * to twice the step); default 500 ms .. 1 s. client-go goes to 30 s, which spares an API server
+   * thousands of clients; an operator has a handful of informers per replica, and a long backoff
+   * would leave it deaf for up to a minute after the API server is back.
+   */
   backoffMs?: readonly [number, number];
   logger?: Logger;
 }
@@ -115,7 +120,7 @@ export class Informer<T extends KubeObject = KubeObject> {
 
   /** Runs until `signal` aborts. */
   async start(signal: AbortSignal): Promise<void> {
-    const [initialBackoff, maxBackoff] = this.options.backoffMs ?? [800, 30_000];
+    const [initialBackoff, maxBackoff] = this.options.backoffMs ?? [500, 1_000];
     let backoff = initialBackoff;
     while (!signal.aborted) {
       try {
