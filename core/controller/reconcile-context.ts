@@ -6,8 +6,10 @@
  * - The reconcile function is called with the object as cached, and not at all when it is gone
  *   (its owned children are garbage-collected), as controller-runtime's object reconcilers and
  *   kube-rs's `Arc<K>` do.
- * - `own()` makes at most one write per child (none when it is in place), always sets the
- *   controller reference to the reconciled object, and records a `Created`/`Updated` Event on it.
+ * - `own()` makes at most one write per child (none when it is in place) and always sets the
+ *   controller reference to the reconciled object. A reconcile that created or updated children
+ *   records one Event about them on the object (`Created`, `Updated`, or `Reconciled` for both),
+ *   not one per child: one Event write per change instead of one per child.
  * - `status()` writes the status subresource only when it changed, retrying on conflicts.
  * - A reconcile that throws records a `Warning` `ReconcileError` Event on the object, then is retried
  *   with backoff (a TerminalError is not retried).
@@ -61,11 +63,23 @@ export interface ObjectReconcilerDeps {
 
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
+/** The children one reconcile created or updated, as `Kind namespace/name`, by verb. */
+type Changes = { Created: string[]; Updated: string[] };
+
+/** Records one Event for what a reconcile changed (nothing when it changed nothing). */
+function recordChanges(recorder: EventRecorder, obj: KubeObject, changes: Changes): void {
+  const parts = (["Created", "Updated"] as const).filter((verb) => changes[verb].length > 0);
+  if (parts.length === 0) return;
+  const reason = parts.length === 2 ? "Reconciled" : (parts[0] as string);
+  recorder.event(obj, "Normal", reason, parts.map((verb) => `${verb} ${changes[verb].join(", ")}`).join("; "));
+}
+
 function contextFor<T extends KubeObject>(
   kind: Kind,
   obj: T,
   base: RequestContext,
   deps: ObjectReconcilerDeps,
+  changes: Changes,
 ): ReconcileContext<T> {
   const { client, recorder } = deps;
   const event = (type: EventType, reason: string, message: string) => recorder.event(obj, type, reason, message);
@@ -88,8 +102,9 @@ function contextFor<T extends KubeObject>(
         child.metadata.ownerReferences = setControllerReference(obj, kind, child).metadata.ownerReferences;
       });
       if (result !== "unchanged") {
-        const verb = result === "created" ? "Created" : "Updated";
-        event("Normal", verb, `${verb} ${childKind.kind} ${namespace ? `${namespace}/` : ""}${name}`);
+        changes[result === "created" ? "Created" : "Updated"].push(
+          `${childKind.kind} ${namespace ? `${namespace}/` : ""}${name}`,
+        );
       }
       return object;
     },
@@ -110,15 +125,19 @@ export function objectReconciler(spec: ControllerSpec, deps: ObjectReconcilerDep
   return async (request, base) => {
     const obj = await deps.client.get(kind, request.name, request.namespace);
     if (!obj) return undefined;
+    const changes: Changes = { Created: [], Updated: [] };
     try {
       const fin = spec.finalizer;
-      if (!fin) return await reconcile(obj, contextFor(kind, obj, base, deps));
+      if (!fin) return await reconcile(obj, contextFor(kind, obj, base, deps, changes));
       return await finalizer(deps.client, kind, fin.name, obj, (event) =>
-        (event.type === "apply" ? reconcile : fin.cleanup)(event.obj, contextFor(kind, event.obj, base, deps)),
+        (event.type === "apply" ? reconcile : fin.cleanup)(event.obj, contextFor(kind, event.obj, base, deps, changes)),
       );
     } catch (err) {
       deps.recorder.event(obj, "Warning", "ReconcileError", messageOf(err).slice(0, 1000));
       throw err;
+    } finally {
+      // Also after a failure: what was created before it happened.
+      recordChanges(deps.recorder, obj, changes);
     }
   };
 }
