@@ -54,7 +54,7 @@ function installedPackage(name: string, from: string): string | undefined {
 }
 
 /** The file a specifier names; see the module comment. */
-export function resolvePluginFile(specifier: string, cwd: string = process.cwd()): string {
+function resolvePluginFile(specifier: string, cwd: string = process.cwd()): string {
   const isPath = specifier.startsWith(".") || isAbsolute(specifier);
   const target = isPath ? resolve(cwd, specifier) : installedPackage(specifier, cwd);
   if (!target || !existsSync(target)) {

@@ -19,7 +19,7 @@ const WRITE: readonly Verb[] = ["create", "update", "patch", "delete"];
 const VERB_ORDER: readonly Verb[] = [...READ, ...WRITE, "deletecollection", "bind", "escalate", "impersonate"];
 
 /** The rules the controllers' declarations need; see the module comment. */
-export function derivedRules(controllers: readonly ControllerSpec[]): Permission[] {
+function derivedRules(controllers: readonly ControllerSpec[]): Permission[] {
   const rules: Permission[] = [];
   for (const controller of controllers) {
     for (const { role, kind } of controller.sources) {

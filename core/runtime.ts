@@ -24,7 +24,6 @@ export type { ControllerBuilder, ControllerSpec, ForStep, MapFn, ReconcileStep, 
 export { Controller, type Request, type RequestContext, type RequestReconciler } from "./controller/controller.ts";
 export { and, not, or, resourceVersionChanged } from "./controller/predicates.ts";
 export * from "./controller/ratelimiter.ts";
-export { objectReconciler } from "./controller/reconcile-context.ts";
 export { WorkQueue } from "./controller/workqueue.ts";
 export {
   type CustomKind,
@@ -66,6 +65,6 @@ export { type PluginHost, pluginContext } from "./manager/plugin-context.ts";
 export { Metrics } from "./metrics/metrics.ts";
 export { type ObjectMeta, type OwnerReference, objectKey, splitKey, type Wire } from "./object.ts";
 export { isPlugin, type PolicyRule, type Verb } from "./plugin.ts";
-export { derivedRules, rulesOf } from "./rbac.ts";
+export { rulesOf } from "./rbac.ts";
 export { sleep, untilAborted } from "./sleep.ts";
 export type { Defaulter, Operation, Validator, WebhookOptions, WebhookRegistrar } from "./webhook.ts";
