@@ -171,6 +171,33 @@ describe("control plane lifecycle", () => {
     assert.equal(existsSync(b.dir), false);
   });
 
+  it("kills and restarts etcd and the API server on the same data, ports and certificates", async () => {
+    const cp = await startControlPlane({ controllerManager: false });
+    try {
+      const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+      await core.createNamespacedConfigMap({
+        namespace: "default",
+        body: { metadata: { name: "survivor" }, data: { kept: "yes" } },
+      });
+      const before = cp.pids();
+      await cp.kill("kube-apiserver");
+      await cp.kill("etcd");
+      assert.equal(cp.pids().length, 0, "both are gone");
+      await assert.rejects(core.readNamespacedConfigMap({ namespace: "default", name: "survivor" }));
+      await cp.start("etcd");
+      await cp.start("kube-apiserver");
+      assert.equal(cp.pids().length, 2);
+      assert.notDeepEqual(cp.pids(), before, "new processes");
+      // Same port and CA: the kubeconfig written at the start still works, and the data is there.
+      const kept = await core.readNamespacedConfigMap({ namespace: "default", name: "survivor" });
+      assert.equal(kept.data?.kept, "yes");
+      await assert.rejects(cp.start("kube-controller-manager"), /runs no kube-controller-manager/);
+      await assert.rejects(cp.start("etcd"), /still running/);
+    } finally {
+      await cp.stop();
+    }
+  });
+
   for (const signal of ["SIGTERM", "SIGINT", "SIGKILL"] as const) {
     it(`cleans up when its owner process gets ${signal}`, async () => {
       const script = `import { startControlPlane } from ${JSON.stringify(join(here, "index.ts"))};

@@ -34,6 +34,9 @@ export interface ControlPlaneOptions {
   readyTimeoutMs?: number;
 }
 
+/** A process of the control plane that faults can be injected into. */
+export type ControlPlaneComponent = "etcd" | "kube-apiserver" | "kube-controller-manager";
+
 /** A running control plane. */
 export interface ControlPlane {
   /** A kubeconfig file with admin (system:masters) credentials and the API server's CA. */
@@ -49,6 +52,16 @@ export interface ControlPlane {
   dir: string;
   /** Pids of the running processes (etcd, kube-apiserver, kube-controller-manager). */
   pids(): number[];
+  /**
+   * Fault injection: SIGKILLs one component and resolves once it has exited. Its data (etcd's data
+   * directory, the API server's certificates) stays, so {@link ControlPlane.start} brings it back as it was.
+   */
+  kill(component: ControlPlaneComponent): Promise<void>;
+  /**
+   * Starts a killed component again with the same flags, ports and data; resolves once it is ready
+   * (etcd's /health, the API server's /readyz), or right away with `{ wait: false }`.
+   */
+  start(component: ControlPlaneComponent, options?: { wait?: boolean }): Promise<void>;
   /** Stops every process and removes `dir`. Idempotent. */
   stop(): Promise<void>;
 }
@@ -169,18 +182,14 @@ async function startOnce(bin: ControlPlaneBinaries, options: ControlPlaneOptions
     writeFileSync(join(dir, "tokens.csv"), `${token},admin,admin,"system:masters"\n`);
     const certDir = join(dir, "certs");
 
-    await waitFor(
-      "etcd",
-      async () => {
-        try {
-          return (await fetch(`${etcdUrl}/health`)).ok;
-        } catch {
-          return false;
-        }
-      },
-      deadline,
-      [etcd],
-    );
+    const etcdHealthy = async () => {
+      try {
+        return (await fetch(`${etcdUrl}/health`, { signal: AbortSignal.timeout(2_000) })).ok;
+      } catch {
+        return false;
+      }
+    };
+    await waitFor("etcd", etcdHealthy, deadline, [etcd]);
 
     const apiMinor = await minorVersion(bin.kubeApiserver);
     const apiserver = group.start("kube-apiserver", bin.kubeApiserver, [
@@ -212,6 +221,11 @@ async function startOnce(bin: ControlPlaneBinaries, options: ControlPlaneOptions
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(kubeconfigPath);
 
+    const components: Partial<Record<ControlPlaneComponent, Started>> = { etcd, "kube-apiserver": apiserver };
+    const readiness: Partial<Record<ControlPlaneComponent, () => Promise<boolean>>> = {
+      etcd: etcdHealthy,
+      "kube-apiserver": async () => (await httpsStatus(`${server}/readyz`, token)) === 200,
+    };
     if (options.controllerManager !== false && bin.kubeControllerManager) {
       const kcmMinor = await minorVersion(bin.kubeControllerManager);
       const kcm = group.start("kube-controller-manager", bin.kubeControllerManager, [
@@ -231,7 +245,13 @@ async function startOnce(bin: ControlPlaneBinaries, options: ControlPlaneOptions
         deadline,
         [etcd, apiserver, kcm],
       );
+      components["kube-controller-manager"] = kcm;
     }
+    const component = (name: ControlPlaneComponent): Started => {
+      const started = components[name];
+      if (!started) throw new Error(`this control plane runs no ${name} (allowed: ${Object.keys(components).join(", ")})`);
+      return started;
+    };
 
     return {
       kubeconfigPath,
@@ -241,6 +261,13 @@ async function startOnce(bin: ControlPlaneBinaries, options: ControlPlaneOptions
       caPem,
       dir,
       pids: () => group.pids(),
+      kill: (name) => group.kill(component(name)),
+      start: async (name, { wait = true } = {}) => {
+        const started = component(name);
+        group.restart(started);
+        const ready = readiness[name];
+        if (wait && ready) await waitFor(`${name} after a restart`, ready, Date.now() + 60_000, [started]);
+      },
       stop: () => group.stop(),
     };
   } catch (err) {

@@ -8,5 +8,11 @@ export {
   SetupError,
   type Tools,
 } from "./binaries.ts";
-export { type ControlPlane, type ControlPlaneOptions, freePort, startControlPlane } from "./controlplane.ts";
+export {
+  type ControlPlane,
+  type ControlPlaneComponent,
+  type ControlPlaneOptions,
+  freePort,
+  startControlPlane,
+} from "./controlplane.ts";
 export { markPodsReady, type PodReadiness, type PodSelector, startPodReadiness } from "./pod-readiness.ts";

@@ -34,6 +34,7 @@ function installHooks(): void {
 /** A started process with its log file. */
 export interface Started {
   name: string;
+  /** The current process; replaced by {@link ProcessGroup.restart}. */
   child: ChildProcess;
   logFile: string;
   /** Resolves with the exit code (or signal name) when the process ends. */
@@ -54,10 +55,20 @@ export class ProcessGroup {
     live.add(this);
   }
 
+  private readonly commands = new Map<Started, { command: string; args: string[]; env: NodeJS.ProcessEnv }>();
+
   /** Starts `command` with its output in `<dir>/<name>.log`. */
   start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Started {
     if (this.stopped) throw new Error(`process group ${this.dir} is stopped`);
     const logFile = join(this.dir, `${name}.log`);
+    const started: Started = { name, logFile, ...this.spawn(logFile, command, args, env) };
+    this.commands.set(started, { command, args, env });
+    this.processes.push(started);
+    this.writePids();
+    return started;
+  }
+
+  private spawn(logFile: string, command: string, args: string[], env: NodeJS.ProcessEnv) {
     const fd = openSync(logFile, "a");
     const child = spawn(command, args, { detached: true, stdio: ["ignore", fd, fd], env });
     closeSync(fd);
@@ -65,15 +76,39 @@ export class ProcessGroup {
       child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown"));
       child.on("error", (err) => resolve(`spawn error: ${err.message}`));
     });
-    const started = { name, child, logFile, exited };
-    this.processes.push(started);
+    return { child, exited };
+  }
+
+  /** SIGKILLs one started process (its whole process group) and resolves once it has exited. */
+  async kill(started: Started): Promise<void> {
+    if (started.child.exitCode === null && started.child.signalCode === null && started.child.pid) {
+      try {
+        process.kill(-started.child.pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await started.exited;
     this.writePids();
-    return started;
+  }
+
+  /** Starts a killed (or exited) process again with the same command, arguments and log file. */
+  restart(started: Started): void {
+    if (this.stopped) throw new Error(`process group ${this.dir} is stopped`);
+    if (started.child.exitCode === null && started.child.signalCode === null) {
+      throw new Error(`${started.name} is still running (pid ${started.child.pid}); kill it first`);
+    }
+    const spec = this.commands.get(started);
+    if (!spec) throw new Error(`${started.name} was not started by this group`);
+    Object.assign(started, this.spawn(started.logFile, spec.command, spec.args, spec.env));
+    this.writePids();
   }
 
   /** Pids of the live processes this group started. */
   pids(): number[] {
-    return this.processes.filter((p) => p.child.exitCode === null && p.child.pid).map((p) => p.child.pid as number);
+    return this.processes
+      .filter((p) => p.child.exitCode === null && p.child.signalCode === null && p.child.pid)
+      .map((p) => p.child.pid as number);
   }
 
   private writePids(): void {
