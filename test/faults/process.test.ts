@@ -1,0 +1,53 @@
+/**
+ * Faults of the operator's own process: kill -9 in a burst of creates. The chart's operator runs on
+ * the host as its ServiceAccount, serving the chart's webhooks (failurePolicy Fail), with a real
+ * control plane per scenario.
+ */
+import { describe } from "node:test";
+import {
+  createBurst,
+  describeCensus,
+  intact,
+  leaseHolder,
+  operatorPid,
+  scenario,
+  census as takeCensus,
+  waitConverged,
+  waitFor,
+  withFaultCluster,
+} from "./support.ts";
+
+describe("faults of the operator process", () => {
+  scenario("1", "kill -9 of the manager in a burst of 200 creates, restarted at once", async (report) => {
+    await withFaultCluster({}, async (cluster) => {
+      const first = await cluster.startReplica("kubeplug-0");
+      const names = Array.from({ length: 200 }, (_, i) => `burst-${i}`);
+      const burst = createBurst(cluster.rest, names);
+      // Kill while the burst is under way: once about a third of the WebApps exist.
+      const before = await waitFor(
+        "60 WebApps created",
+        async () => {
+          const c = await takeCensus(cluster.rest);
+          return c.webApps >= 60 && c;
+        },
+        { timeoutMs: 120_000, intervalMs: 50 },
+      );
+      const killAt = performance.now();
+      process.kill(operatorPid(first), "SIGKILL");
+      await first.host.exited;
+      const restarted = await cluster.startReplica("kubeplug-0", { waitReady: false });
+      const restartAt = performance.now();
+      const outcome = await burst;
+      const { census, at } = await waitConverged(cluster.rest, names.length, 180_000);
+      report.figure("creates refused while the webhook server was down (retried by the client)", outcome.retried);
+      report.figure("converged after the restart", at === undefined ? "never" : at - restartAt, "ms");
+      report.figure("killed with", `${before.webApps} WebApps created, ${before.converged} converged`);
+      report.check("all 200 converged", at !== undefined, describeCensus(census));
+      report.check("0 missing, duplicated or orphaned children", intact(census), describeCensus(census));
+      const holder = await leaseHolder(cluster.rest);
+      report.check("the restarted process (same pod name) holds the lease", holder === "kubeplug-0", `holder ${holder}`);
+      report.figure("kill to restart", restartAt - killAt, "ms");
+      await restarted.host.stop("SIGTERM");
+    });
+  });
+});
