@@ -9,8 +9,17 @@
  * - Lists are paged (`limit`/`continue`); the store is replaced in linear time.
  * - The watch resumes from the last resourceVersion seen (event or bookmark) after a disconnect,
  *   with exponential backoff and jitter; on 410 Gone it relists and emits exactly the differences.
- * - The server is asked to end each watch after a random 5-10 minutes (`timeoutSeconds`), and a
- *   watch with no event or bookmark for longer than that is aborted and restarted by a client timer.
+ * - A silent watch is replaced within 90 s: the server is asked to end each watch after a random
+ *   60-75 s (`timeoutSeconds`), and a client timer aborts and restarts a watch that brings nothing
+ *   (no event, bookmark or end) for 15 s longer than that. The new watch resumes from the last
+ *   resourceVersion: no relist unless the server answers 410.
+ *
+ * Why these timers: client-go asks for 5-10 minutes and relies on HTTP/2 pings to find dead
+ * connections; kubeplug speaks HTTP/1.1 (see rest.ts), which has no ping, and the API server sends a
+ * bookmark only shortly before a watch's timeout (1.20 sent none in 200 s on an idle watch), so
+ * neither detects a connection that went silent (a NAT or load balancer dropping it). The server's
+ * own timeout is then the only signal; 60-75 s bounds the stall at 90 s for the price of about one
+ * watch request per informer per minute, which the API server serves from its watch cache.
  * - Handlers run in event order on the informer's loop; a throwing handler is logged, never fatal.
  *
  * Caveats: handlers must be quick (enqueue work, do not await I/O).
@@ -23,6 +32,9 @@ import { type Logger, silentLogger } from "../logger.ts";
 import { type KubeObject, objectKey } from "../object.ts";
 import { sleep } from "../sleep.ts";
 import { Store, toStored } from "./store.ts";
+
+/** How long past its server-side timeout a watch may stay silent before the client gives up on it. */
+const STALL_MARGIN_SECONDS = 15;
 
 /** Callbacks for changes; any may be omitted. */
 export interface EventHandler<T extends KubeObject = KubeObject> {
@@ -38,8 +50,14 @@ export interface InformerOptions {
   fieldSelector?: string;
   /** Page size of lists; default 500. */
   pageSize?: number;
-  /** Range of the server-side watch timeout in seconds; default [300, 600]. */
+  /**
+   * Range of the server-side watch timeout in seconds; default [60, 75]. A watch silent for 15 s
+   * past its timeout is presumed dead (see the module comment).
+   */
   watchTimeoutSeconds?: readonly [number, number];
+  /** Told of each stall detected and each relist after 410 (for metrics). */
+  onStall?: (kind: string) => void;
+  onRelist?: (kind: string) => void;
   /**
    * Backoff after a failed watch or list: initial and maximum ms, each delay with full jitter (up
    * to twice the step); default 500 ms .. 1 s. client-go goes to 30 s, which spares an API server
@@ -141,6 +159,7 @@ export class Informer<T extends KubeObject = KubeObject> {
           this.log.info("resourceVersion expired (410 Gone): relisting");
           this.resourceVersion = undefined;
           this.stats.relists++;
+          this.options.onRelist?.(this.kind.kind);
           continue;
         }
         // Full jitter on top of the exponential step, as client-go's wait.Jitter(d, 1.0).
@@ -204,14 +223,14 @@ export class Informer<T extends KubeObject = KubeObject> {
 
   /** One watch; returns whether it delivered anything. Throws on errors (ApiError 410 included). */
   private async watch(parent: AbortSignal): Promise<boolean> {
-    const [min, max] = this.options.watchTimeoutSeconds ?? [300, 600];
+    const [min, max] = this.options.watchTimeoutSeconds ?? [60, 75];
     const timeoutSeconds = Math.round(min + Math.random() * (max - min));
     const abort = new AbortController();
     const onParentAbort = () => abort.abort();
     parent.addEventListener("abort", onParentAbort, { once: true });
     // The client-side stall timer: the server should end the watch after timeoutSeconds; if nothing
     // at all (event, bookmark or end) arrives for a bit longer, the connection is presumed dead.
-    const stallMs = (timeoutSeconds + Math.max(5, timeoutSeconds * 0.1)) * 1000;
+    const stallMs = (timeoutSeconds + STALL_MARGIN_SECONDS) * 1000;
     let stalled = false;
     let timer = setTimeout(onStall, stallMs);
     function onStall() {
@@ -241,6 +260,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     } catch (err) {
       if (stalled) {
         this.stats.stalls++;
+        this.options.onStall?.(this.kind.kind);
         this.log.warn({ stallMs }, "watch stalled (no event or bookmark): restarting it");
         return delivered;
       }

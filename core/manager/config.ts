@@ -205,6 +205,12 @@ const FLAGS = {
     default: "720h",
     help: "renew self-managed certificates this long before they expire",
   },
+  "webhook-ca-validity": {
+    key: "webhookCaValidityMs",
+    schema: duration,
+    default: "87600h",
+    help: "lifetime of the self-managed CA; a new one is rotated in twice --webhook-cert-renew-before ahead of its expiry",
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 type Flags = typeof FLAGS;
@@ -228,6 +234,13 @@ export type ManagerConfig = z.output<typeof configSchema>;
 const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
   if (c.webhookCertRenewBeforeMs >= c.webhookCertValidityMs) {
     ctx.addIssue({ code: "custom", path: ["webhookCertRenewBeforeMs"], message: "must be shorter than --webhook-cert-validity" });
+  }
+  if (c.webhookCaValidityMs <= 2 * c.webhookCertRenewBeforeMs) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["webhookCaValidityMs"],
+      message: "must be longer than twice --webhook-cert-renew-before (a CA is rotated that long before it expires)",
+    });
   }
   if (!c.leaderElect) return;
   if (!(c.retryPeriodMs > 0)) {

@@ -109,7 +109,7 @@ export function buildContainer(options: ContainerOptions): Container {
       new SharedCache(await ctx.getAsync<RestClient>(TOKENS.rest), {
         namespaces: ctx.get<ManagerConfig>(TOKENS.config).namespaces,
         logger: ctx.get<Logger>(TOKENS.logger),
-        ...(options.cache?.informer ? { informer: options.cache.informer } : {}),
+        informer: { ...ctx.get<Metrics>(TOKENS.metrics).informer(), ...options.cache?.informer },
       }),
   );
   c.bind<Client>(TOKENS.client).toDynamicValue(

@@ -87,6 +87,18 @@ export class Metrics {
     labelNames: ["name"] as const,
     registers: [this.registry],
   });
+  readonly watchStalls = new Counter({
+    name: "kubeplug_informer_watch_stalls_total",
+    help: "Watches that brought nothing for 15 s past their server-side timeout and were replaced, by kind.",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
+  readonly relists = new Counter({
+    name: "kubeplug_informer_relists_total",
+    help: "Full relists of a kind after its resourceVersion expired (410 Gone).",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
   readonly leaderStatus = new Gauge({
     name: "leader_election_master_status",
     help: "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",
@@ -187,6 +199,14 @@ export class Metrics {
   }
 
   /** The rest client hook. */
+  /** Informer callbacks that count stalls and relists. */
+  informer(): { onStall: (kind: string) => void; onRelist: (kind: string) => void } {
+    return {
+      onStall: (kind) => this.watchStalls.inc({ kind }),
+      onRelist: (kind) => this.relists.inc({ kind }),
+    };
+  }
+
   rest(): RestMetrics {
     return {
       observe: (method, code, host, seconds) => {
