@@ -21,6 +21,11 @@ export interface TcpProxy {
   readonly port: number;
   /** Destroys every current connection (both sides). */
   cut(): void;
+  /**
+   * Silences every current connection for good (nothing more is forwarded either way, nothing is
+   * closed), while new connections pass: a NAT or load balancer that dropped its state.
+   */
+  freezeCurrent(): void;
   /** Switches the mode; going back to "pass" delivers what a blackhole held. */
   setMode(mode: ProxyMode): void;
   /** The number of open client connections. */
@@ -61,8 +66,7 @@ class Direction {
 /** Starts a proxy on a free loopback port that forwards to `targetHost:targetPort`. */
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   let mode: ProxyMode = "pass";
-  const pairs = new Set<{ client: Socket; upstream: Socket; directions: Direction[] }>();
-  const canForward = () => mode === "pass";
+  const pairs = new Set<{ client: Socket; upstream: Socket; directions: Direction[]; frozen: boolean }>();
 
   const server: Server = createServer({ allowHalfOpen: true }, (client) => {
     if (mode === "refuse") {
@@ -70,9 +74,11 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
       return;
     }
     const upstream = tcpConnect({ host: targetHost, port: targetPort, allowHalfOpen: true });
+    const pair = { client, upstream, directions: [] as Direction[], frozen: false };
+    const canForward = () => mode === "pass" && !pair.frozen;
     const toUpstream = new Direction(upstream, canForward);
     const toClient = new Direction(client, canForward);
-    const pair = { client, upstream, directions: [toUpstream, toClient] };
+    pair.directions.push(toUpstream, toClient);
     pairs.add(pair);
     const wire = (source: Socket, direction: Direction) => {
       source.on("data", (chunk: Buffer) => direction.push(chunk));
@@ -110,6 +116,9 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
   return {
     port: address.port,
     cut,
+    freezeCurrent() {
+      for (const pair of pairs) pair.frozen = true;
+    },
     setMode(next) {
       mode = next;
       if (mode === "pass") for (const pair of pairs) for (const direction of pair.directions) direction.flush();
