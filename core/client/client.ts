@@ -9,7 +9,7 @@
 import type { KindInformers, ListOptions, SharedCache } from "../cache/shared-cache.ts";
 import { apiVersionOf, collectionPath, type Kind, objectPath } from "../kinds.ts";
 import type { KubeObject, Named } from "../object.ts";
-import { isNotFound, PatchType, type RestClient } from "./rest.ts";
+import { isNotFound, PatchType, type RequestOptions, type RestClient } from "./rest.ts";
 
 /** Options for writes. */
 export interface WriteOptions {
@@ -17,6 +17,8 @@ export interface WriteOptions {
   dryRun?: boolean;
   /** Field manager name; default "kubeplug". */
   fieldManager?: string;
+  /** Aborts the request. */
+  signal?: AbortSignal;
 }
 
 /** Options for deletes. */
@@ -25,6 +27,17 @@ export interface DeleteOptions {
   /** Precondition: only delete this exact object. */
   uid?: string;
 }
+
+/**
+ * A write refused before it was sent: this replica may not write now (it is not the leader, or its
+ * lease was last renewed longer ago than the renew deadline). Nothing reached the API server.
+ */
+export class FencedError extends Error {
+  override name = "FencedError";
+}
+
+/** Throws {@link FencedError} when writes are not allowed now. */
+export type WriteFence = () => void;
 
 type Patch = Record<string, unknown> | readonly Record<string, unknown>[];
 
@@ -42,11 +55,26 @@ export class Client {
   readonly rest: RestClient;
   readonly cache: SharedCache;
   private readonly fieldManager: string;
+  private readonly fence: WriteFence | undefined;
 
-  constructor(rest: RestClient, cache: SharedCache, options: { fieldManager?: string } = {}) {
+  constructor(rest: RestClient, cache: SharedCache, options: { fieldManager?: string; fence?: WriteFence } = {}) {
     this.rest = rest;
     this.cache = cache;
     this.fieldManager = options.fieldManager ?? FIELD_MANAGER;
+    this.fence = options.fence;
+  }
+
+  /**
+   * The same client whose writes first ask `fence`, which throws {@link FencedError} to refuse one
+   * (the manager fences the controllers' writes with the leader lease). Reads are not fenced.
+   */
+  fenced(fence: WriteFence): Client {
+    return new Client(this.rest, this.cache, { fieldManager: this.fieldManager, fence });
+  }
+
+  private async write<T>(method: string, path: string, options: RequestOptions): Promise<T> {
+    this.fence?.();
+    return this.rest.request<T>(method, path, options);
   }
 
   private async synced<T extends KubeObject, N extends boolean>(kind: Kind<T, N>): Promise<KindInformers<Named<T, N>>> {
@@ -79,17 +107,19 @@ export class Client {
 
   /** Creates an object; its namespace comes from `metadata.namespace`. */
   create<T extends KubeObject, N extends boolean>(kind: Kind<T, N>, obj: T, options: WriteOptions = {}): Promise<Named<T, N>> {
-    return this.rest.request<Named<T, N>>("POST", collectionPath(kind, obj.metadata.namespace), {
+    return this.write<Named<T, N>>("POST", collectionPath(kind, obj.metadata.namespace), {
       body: this.withType(kind, obj),
       query: this.query(options),
+      signal: options.signal,
     });
   }
 
   /** Replaces an object (optimistic concurrency through `metadata.resourceVersion`). */
   update<T extends KubeObject, N extends boolean>(kind: Kind<T, N>, obj: T, options: WriteOptions = {}): Promise<Named<T, N>> {
-    return this.rest.request<Named<T, N>>("PUT", objectPath(kind, nameOf(kind, obj), obj.metadata.namespace), {
+    return this.write<Named<T, N>>("PUT", objectPath(kind, nameOf(kind, obj), obj.metadata.namespace), {
       body: this.withType(kind, obj),
       query: this.query(options),
+      signal: options.signal,
     });
   }
 
@@ -102,10 +132,11 @@ export class Client {
     type: PatchType = PatchType.merge,
     options: WriteOptions = {},
   ): Promise<Named<T, N>> {
-    return this.rest.request<Named<T, N>>("PATCH", objectPath(kind, name, namespace), {
+    return this.write<Named<T, N>>("PATCH", objectPath(kind, name, namespace), {
       body: patch,
       contentType: type,
       query: this.query(options),
+      signal: options.signal,
     });
   }
 
@@ -115,10 +146,11 @@ export class Client {
     obj: T,
     options: WriteOptions & { force?: boolean } = {},
   ): Promise<Named<T, N>> {
-    return this.rest.request<Named<T, N>>("PATCH", objectPath(kind, nameOf(kind, obj), obj.metadata.namespace), {
+    return this.write<Named<T, N>>("PATCH", objectPath(kind, nameOf(kind, obj), obj.metadata.namespace), {
       body: this.withType(kind, obj),
       contentType: PatchType.apply,
       query: { ...this.query(options), force: options.force ?? true },
+      signal: options.signal,
     });
   }
 
@@ -128,9 +160,10 @@ export class Client {
     obj: T,
     options: WriteOptions = {},
   ): Promise<Named<T, N>> {
-    return this.rest.request<Named<T, N>>("PUT", objectPath(kind, nameOf(kind, obj), obj.metadata.namespace, "status"), {
+    return this.write<Named<T, N>>("PUT", objectPath(kind, nameOf(kind, obj), obj.metadata.namespace, "status"), {
       body: this.withType(kind, obj),
       query: this.query(options),
+      signal: options.signal,
     });
   }
 
@@ -143,17 +176,18 @@ export class Client {
     type: PatchType = PatchType.merge,
     options: WriteOptions = {},
   ): Promise<T> {
-    return this.rest.request<T>("PATCH", objectPath(kind, name, namespace, "status"), {
+    return this.write<T>("PATCH", objectPath(kind, name, namespace, "status"), {
       body: patch,
       contentType: type,
       query: this.query(options),
+      signal: options.signal,
     });
   }
 
   /** Deletes an object; returns false when it was already gone. */
   async delete(kind: Kind, name: string, namespace?: string, options: DeleteOptions = {}): Promise<boolean> {
     try {
-      await this.rest.request("DELETE", objectPath(kind, name, namespace), {
+      await this.write("DELETE", objectPath(kind, name, namespace), {
         body: {
           kind: "DeleteOptions",
           apiVersion: "v1",
@@ -174,9 +208,10 @@ export class Client {
       kind: Kind<T, N>,
       name: string,
       namespace?: string,
+      options: { signal?: AbortSignal } = {},
     ): Promise<Named<T, N> | undefined> => {
       try {
-        return await this.rest.request<Named<T, N>>("GET", objectPath(kind, name, namespace));
+        return await this.rest.request<Named<T, N>>("GET", objectPath(kind, name, namespace), options);
       } catch (err) {
         if (isNotFound(err)) return undefined;
         throw err;

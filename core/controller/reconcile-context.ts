@@ -7,7 +7,8 @@
  *   (its owned children are garbage-collected), as controller-runtime's object reconcilers and
  *   kube-rs's `Arc<K>` do.
  * - `own()` makes at most one write per child (none when it is in place) and always sets the
- *   controller reference to the reconciled object. A reconcile that created or updated children
+ *   controller reference to the reconciled object. A child the cache still shows as it was before
+ *   this controller's last update of it is compared with that update instead (see `OwnWrites`). A reconcile that created or updated children
  *   records one Event about them on the object (`Created`, `Updated`, or `Reconciled` for both),
  *   not one per child: one Event write per change instead of one per child.
  * - `status()` writes the status subresource only when it changed, retrying on conflicts.
@@ -16,7 +17,7 @@
  */
 import type { Client } from "../client/client.ts";
 import type { EventRecorder, EventType } from "../events/recorder.ts";
-import { createOrUpdate } from "../helpers/create-or-update.ts";
+import { createOrUpdate, OwnWrites } from "../helpers/create-or-update.ts";
 import { finalizer } from "../helpers/finalizer.ts";
 import { setControllerReference } from "../helpers/owner.ts";
 import { writeStatus } from "../helpers/status.ts";
@@ -80,6 +81,7 @@ function contextFor<T extends KubeObject>(
   base: RequestContext,
   deps: ObjectReconcilerDeps,
   changes: Changes,
+  writes: OwnWrites,
 ): ReconcileContext<T> {
   const { client, recorder } = deps;
   const event = (type: EventType, reason: string, message: string) => recorder.event(obj, type, reason, message);
@@ -97,10 +99,16 @@ function contextFor<T extends KubeObject>(
       if (childKind.namespaced && !namespace) {
         throw new Error(`own(${childKind.kind} "${name}"): a cluster-scoped owner must name the child's namespace`);
       }
-      const { result, object } = await createOrUpdate(client, childKind, { name, namespace }, (child) => {
-        mutate(child);
-        child.metadata.ownerReferences = setControllerReference(obj, kind, child).metadata.ownerReferences;
-      });
+      const { result, object } = await createOrUpdate(
+        client,
+        childKind,
+        { name, namespace },
+        (child) => {
+          mutate(child);
+          child.metadata.ownerReferences = setControllerReference(obj, kind, child).metadata.ownerReferences;
+        },
+        { writes },
+      );
       if (result !== "unchanged") {
         changes[result === "created" ? "Created" : "Updated"].push(
           `${childKind.kind} ${namespace ? `${namespace}/` : ""}${name}`,
@@ -122,15 +130,17 @@ function contextFor<T extends KubeObject>(
 /** The key-based reconcile of a controller built from `spec`; see the module comment. */
 export function objectReconciler(spec: ControllerSpec, deps: ObjectReconcilerDeps): RequestReconciler {
   const { kind, reconcile } = spec;
+  // Per controller: its reconciles of one object run one at a time, and only they write its children.
+  const writes = new OwnWrites();
   return async (request, base) => {
     const obj = await deps.client.get(kind, request.name, request.namespace);
     if (!obj) return undefined;
     const changes: Changes = { Created: [], Updated: [] };
     try {
       const fin = spec.finalizer;
-      if (!fin) return await reconcile(obj, contextFor(kind, obj, base, deps, changes));
+      if (!fin) return await reconcile(obj, contextFor(kind, obj, base, deps, changes, writes));
       return await finalizer(deps.client, kind, fin.name, obj, (event) =>
-        (event.type === "apply" ? reconcile : fin.cleanup)(event.obj, contextFor(kind, event.obj, base, deps, changes)),
+        (event.type === "apply" ? reconcile : fin.cleanup)(event.obj, contextFor(kind, event.obj, base, deps, changes, writes)),
       );
     } catch (err) {
       deps.recorder.event(obj, "Warning", "ReconcileError", messageOf(err).slice(0, 1000));

@@ -6,6 +6,13 @@
  * clocks). The leader renews every `retryPeriod`; if it cannot renew within `renewDeadline` it calls
  * `onStoppedLeading` and stops. On a clean stop the holder releases the lease (empty holder), so a
  * standby takes over at its next retry instead of waiting for expiry.
+ * - Each renewal is aborted at the renew deadline (as client-go's timeout context), so a request
+ *   hanging on a dead connection cannot keep a replica leading past it.
+ * - {@link LeaderElector.mayWrite} is the write fence: true only while leading and within the renew
+ *   deadline of the start of the last successful renewal. A standby can take the lease only after
+ *   the lease duration has passed since that renewal, so fenced writes never overlap another
+ *   leader's, whatever the lead function's in-flight work does (the margin is lease duration minus
+ *   renew deadline, 5 s by default, for request latency and clock rate).
  * Caveats: renewals are writes (one PUT per retry period while leading; a GET only after a conflict).
  */
 
@@ -55,6 +62,8 @@ export class LeaderElector {
   /** Local time when the observed record last changed. */
   private observedAt = 0;
   private leading = false;
+  /** When the last successful acquire or renewal started (Date.now()). */
+  private renewedAt = 0;
 
   constructor(options: LeaderElectorOptions) {
     if (
@@ -105,13 +114,12 @@ export class LeaderElector {
     const finished = new AbortController();
     const leading = lead(leadAbort.signal).finally(() => finished.abort());
     let lost = false;
-    let lastRenew = Date.now();
     while (!finished.signal.aborted) {
       await sleep(this.o.retryPeriodMs, finished.signal);
       if (finished.signal.aborted) break;
-      if (await this.tryAcquireOrRenew()) {
-        lastRenew = Date.now();
-      } else if (Date.now() - lastRenew >= this.o.renewDeadlineMs) {
+      const deadline = this.renewedAt + this.o.renewDeadlineMs;
+      const attempt = AbortSignal.any([finished.signal, AbortSignal.timeout(Math.max(1, deadline - Date.now()))]);
+      if (!(await this.tryAcquireOrRenew(attempt)) && Date.now() >= deadline) {
         lost = true;
         this.log.error("lost the lease (could not renew within the renew deadline)");
         leadAbort.abort();
@@ -139,26 +147,41 @@ export class LeaderElector {
     this.observed = lease;
   }
 
+  /**
+   * The write fence: true while this replica leads and its last successful renewal started less than
+   * the renew deadline ago (see the module comment).
+   */
+  mayWrite(): boolean {
+    return this.leading && Date.now() - this.renewedAt < this.o.renewDeadlineMs;
+  }
+
   /** One attempt; true when we hold the lease afterwards. */
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  private async tryAcquireOrRenew(signal?: AbortSignal): Promise<boolean> {
     const { client, name, namespace, leaseDurationMs } = this.o;
-    const now = new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+    const startedAt = Date.now();
+    const now = new Date(startedAt).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+    const opts = signal ? { signal } : {};
     try {
       let current = this.observed;
       if (!current) {
-        current = await client.reader.get(LeaseKind, name, namespace);
+        current = await client.reader.get(LeaseKind, name, namespace, opts);
         if (!current) {
-          const created = await client.create(LeaseKind, {
-            metadata: { name, namespace },
-            spec: {
-              holderIdentity: this.identity,
-              leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000),
-              acquireTime: now,
-              renewTime: now,
-              leaseTransitions: 0,
+          const created = await client.create(
+            LeaseKind,
+            {
+              metadata: { name, namespace },
+              spec: {
+                holderIdentity: this.identity,
+                leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000),
+                acquireTime: now,
+                renewTime: now,
+                leaseTransitions: 0,
+              },
             },
-          });
+            opts,
+          );
           this.observe(created);
+          this.renewedAt = startedAt;
           return true;
         }
         this.observe(current);
@@ -169,7 +192,7 @@ export class LeaderElector {
       if (held && Date.now() < this.observedAt + durationMs) {
         // Someone else holds an unexpired lease. Refresh our view now and then (uncached read) so
         // expiry is judged from the latest record.
-        const fresh = await client.reader.get(LeaseKind, name, namespace);
+        const fresh = await client.reader.get(LeaseKind, name, namespace, opts);
         if (fresh) this.observe(fresh);
         const fs = fresh?.spec ?? {};
         if (fs.holderIdentity && fs.holderIdentity !== this.identity && Date.now() < this.observedAt + durationMs) return false;
@@ -177,18 +200,23 @@ export class LeaderElector {
       const latest = this.observed as Lease;
       const ls = latest.spec ?? {};
       const ours = ls.holderIdentity === this.identity;
-      const updated = await client.update(LeaseKind, {
-        ...latest,
-        spec: {
-          ...ls,
-          holderIdentity: this.identity,
-          leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000),
-          renewTime: now,
-          acquireTime: ours ? ls.acquireTime : now,
-          leaseTransitions: (ls.leaseTransitions ?? 0) + (ours ? 0 : 1),
+      const updated = await client.update(
+        LeaseKind,
+        {
+          ...latest,
+          spec: {
+            ...ls,
+            holderIdentity: this.identity,
+            leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000),
+            renewTime: now,
+            acquireTime: ours ? ls.acquireTime : now,
+            leaseTransitions: (ls.leaseTransitions ?? 0) + (ours ? 0 : 1),
+          },
         },
-      });
+        opts,
+      );
       this.observe(updated);
+      this.renewedAt = startedAt;
       return true;
     } catch (err) {
       if (isConflict(err) || isAlreadyExists(err) || isNotFound(err)) {

@@ -7,7 +7,7 @@
 import type { Server } from "node:http";
 import express from "express";
 import type { SharedCache } from "../cache/shared-cache.ts";
-import type { Client } from "../client/client.ts";
+import { type Client, FencedError } from "../client/client.ts";
 import type { ControllerHandle, ControllerSpec } from "../controller/builder.ts";
 import { Controller } from "../controller/controller.ts";
 import { objectReconciler } from "../controller/reconcile-context.ts";
@@ -61,6 +61,11 @@ export class Manager {
   readonly logger: Logger;
   readonly cache: SharedCache;
   readonly client: Client;
+  /**
+   * The client of controllers and plugins. With leader election its writes are fenced by the lease:
+   * refused ({@link FencedError}) unless this replica leads and renewed within the renew deadline.
+   */
+  readonly controllerClient: Client;
   readonly metrics: Metrics;
   readonly health = new HealthChecks();
   /** The plugins whose setup completed, in order. */
@@ -79,6 +84,7 @@ export class Manager {
     this.cache = deps.cache;
     this.client = deps.client;
     this.metrics = deps.metrics;
+    this.controllerClient = this.config.leaderElect ? deps.client.fenced(() => this.assertMayWrite()) : deps.client;
     this.identity = deps.identity;
     this.health.addHealthCheck("ping", () => undefined);
     this.health.addReadyCheck("informers", () => {
@@ -97,7 +103,10 @@ export class Manager {
       name: spec.name,
       kind: spec.kind,
       sources: spec.sources,
-      reconcile: objectReconciler(spec, { client: this.client, recorder: this.recorder(spec.name) }),
+      reconcile: objectReconciler(spec, {
+        client: this.controllerClient,
+        recorder: this.recorder(spec.name, this.controllerClient),
+      }),
       cache: this.cache,
       metrics: this.metrics,
       logger: this.logger,
@@ -141,7 +150,7 @@ export class Manager {
         validator: (kind, fn, options) => staged.push(() => registrar.validator(kind, fn, options)),
         finalizer: (kind, name) => staged.push(() => registrar.finalizer(kind, name)),
       },
-      client: this.client,
+      client: this.controllerClient,
       logger: this.logger,
       metrics: this.metrics,
       config: this.config,
@@ -159,11 +168,11 @@ export class Manager {
     return this.controllers.get(name);
   }
 
-  /** An event recorder reporting as `kubeplug/<component>`. */
-  recorder(component: string): EventRecorder {
+  /** An event recorder reporting as `kubeplug/<component>`, writing through `client` (default unfenced). */
+  recorder(component: string, client: Client = this.client): EventRecorder {
     let r = this.recorders.get(component);
     if (!r) {
-      r = new ApiEventRecorder(this.client, `kubeplug/${component}`, this.logger.child({ component }));
+      r = new ApiEventRecorder(client, `kubeplug/${component}`, this.logger.child({ component }));
       this.recorders.set(component, r);
     }
     return r;
@@ -172,6 +181,15 @@ export class Manager {
   /** Where plugins' `ctx.webhooks(kind)` declarations go (set by the composition root). */
   setWebhooks(registrar: WebhookRegistrar): void {
     this.webhooks = registrar;
+  }
+
+  /** The write fence of {@link controllerClient}. */
+  private assertMayWrite(): void {
+    if (this.elector?.mayWrite()) return;
+    this.metrics.fencedWrites.inc();
+    throw new FencedError(
+      `write refused: this replica does not hold the leader lease "${this.config.leaderElectionId}" or has not renewed it within the renew deadline (${this.config.renewDeadlineMs} ms), so another replica may be leading`,
+    );
   }
 
   /** Whether this replica currently runs the controllers. */

@@ -99,6 +99,11 @@ export class Metrics {
     labelNames: ["kind"] as const,
     registers: [this.registry],
   });
+  readonly fencedWrites = new Counter({
+    name: "kubeplug_leader_fenced_writes_total",
+    help: "Writes of controllers refused because this replica did not hold a lease renewed within the renew deadline.",
+    registers: [this.registry],
+  });
   readonly leaderStatus = new Gauge({
     name: "leader_election_master_status",
     help: "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",

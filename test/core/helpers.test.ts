@@ -5,7 +5,7 @@ import { SharedCache } from "../../core/cache/shared-cache.ts";
 import { Client } from "../../core/client/client.ts";
 import { ApiError, RestClient } from "../../core/client/rest.ts";
 import { Action } from "../../core/controller/result.ts";
-import { createOrUpdate } from "../../core/helpers/create-or-update.ts";
+import { createOrUpdate, OwnWrites } from "../../core/helpers/create-or-update.ts";
 import {
   AlreadyOwnedError,
   type Condition,
@@ -296,6 +296,47 @@ describe("helpers against the API server", () => {
         cm.data = { size: "2" };
       });
       assert.equal(r.object.data?.size, "2");
+    });
+
+    /** The client, but its cache answers `stale` for every object. */
+    const withStaleCache = (stale: ConfigMap) =>
+      new Proxy(client, {
+        get(target, prop) {
+          if (prop === "get") return async () => stale;
+          const value = Reflect.get(target, prop, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+
+    it("on a Conflict (a stale cached copy) reads the object from the API and tries once more", async () => {
+      const key = { name: "cou-conflict", namespace: NS };
+      const stale = await client.create(ConfigMapKind, { metadata: key, data: { size: "1" } });
+      await client.patch(ConfigMapKind, key.name, NS, { data: { other: "y" } });
+      const r = await createOrUpdate(withStaleCache(stale), ConfigMapKind, key, (cm) => {
+        cm.data = { ...cm.data, size: "2" };
+      });
+      assert.equal(r.result, "updated");
+      assert.deepEqual(r.object.data, { size: "2", other: "y" }, "the other writer's change is kept");
+    });
+
+    it("with OwnWrites, compares a copy the cache shows from before its own update with that update", async () => {
+      const key = { name: "cou-own", namespace: NS };
+      const stale = await client.create(ConfigMapKind, { metadata: key, data: { size: "1" } });
+      const writes = new OwnWrites();
+      const want = (cm: ConfigMap) => {
+        cm.data = { size: "2" };
+      };
+      const first = await createOrUpdate(withStaleCache(stale), ConfigMapKind, key, want, { writes });
+      assert.equal(first.result, "updated");
+      // The cache still shows the version that update replaced: nothing to write.
+      const again = await createOrUpdate(withStaleCache(stale), ConfigMapKind, key, want, { writes });
+      assert.equal(again.result, "unchanged");
+      assert.equal(again.object.metadata.resourceVersion, first.object.metadata.resourceVersion);
+      // Another version in the cache (here: someone else's change) is compared as it is.
+      const changed = await client.patch(ConfigMapKind, key.name, NS, { data: { size: "9" } });
+      const repaired = await createOrUpdate(withStaleCache(changed), ConfigMapKind, key, want, { writes });
+      assert.equal(repaired.result, "updated");
+      assert.equal(repaired.object.data?.size, "2");
     });
   });
 

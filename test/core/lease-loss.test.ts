@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type KubeObject, RestClient } from "../../core/runtime.ts";
+import { ConfigMapKind, FencedError, type KubeObject, RestClient } from "../../core/runtime.ts";
 import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
 import { widgetCrd, widgetPlugin } from "../fixtures/widget-plugin.ts";
 import { createNamespace, fetchText, installCrd, metricValue } from "../support/cluster.ts";
@@ -76,6 +76,12 @@ describe("losing the leader lease", () => {
     const metrics = (await fetchText(tm.metricsUrl)).text;
     assert.equal(metricValue(metrics, "kubeplug_leader_election_lost_total"), 1);
     assert.equal(metricValue(metrics, "leader_election_master_status"), 0);
+    // The write fence: past the renew deadline the controllers' client refuses to send any write.
+    await assert.rejects(
+      tm.manager.controllerClient.create(ConfigMapKind, { metadata: { name: "fenced", namespace: NS } }),
+      (err: unknown) => err instanceof FencedError && /leader lease/.test(err.message),
+    );
+    assert.ok(metricValue((await fetchText(tm.metricsUrl)).text, "kubeplug_leader_fenced_writes_total") >= 1);
 
     proxy.setMode("pass");
     const backAt = performance.now();
