@@ -62,6 +62,8 @@ export class LeaderElector {
   /** Local time when the observed record last changed. */
   private observedAt = 0;
   private leading = false;
+  /** When the lease held by another replica expires by our observation (Date.now()); 0 if unknown. */
+  private expiresAt = 0;
   /** When the last successful acquire or renewal started (Date.now()). */
   private renewedAt = 0;
 
@@ -97,7 +99,12 @@ export class LeaderElector {
     while (!signal.aborted) {
       acquired = await this.tryAcquireOrRenew();
       if (acquired) break;
-      await sleep(this.o.retryPeriodMs * (1 + Math.random() * 0.2), signal);
+      // Retry every retry period, but right when the holder's lease expires if that comes first: a
+      // standby then takes over one lease duration after it saw the last renewal, not up to a retry
+      // period later.
+      const untilExpiry = this.expiresAt - Date.now();
+      const retry = this.o.retryPeriodMs * (1 + Math.random() * 0.2);
+      await sleep(untilExpiry > 0 ? Math.min(retry, untilExpiry + 10) : retry, signal);
     }
     if (signal.aborted) {
       // A stop that lands while the acquire succeeds must not leave the lease held until expiry.
@@ -195,7 +202,10 @@ export class LeaderElector {
         const fresh = await client.reader.get(LeaseKind, name, namespace, opts);
         if (fresh) this.observe(fresh);
         const fs = fresh?.spec ?? {};
-        if (fs.holderIdentity && fs.holderIdentity !== this.identity && Date.now() < this.observedAt + durationMs) return false;
+        if (fs.holderIdentity && fs.holderIdentity !== this.identity && Date.now() < this.observedAt + durationMs) {
+          this.expiresAt = this.observedAt + (fs.leaseDurationSeconds ?? durationMs / 1000) * 1000;
+          return false;
+        }
       }
       const latest = this.observed as Lease;
       const ls = latest.spec ?? {};

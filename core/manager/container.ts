@@ -101,7 +101,8 @@ export function buildContainer(options: ContainerOptions): Container {
   c.bind<RestClient>(TOKENS.rest).toDynamicValue((ctx) =>
     RestClient.create(ctx.get<KubeConfig>(TOKENS.kubeConfig), {
       metrics: ctx.get<Metrics>(TOKENS.metrics).rest(),
-      userAgent: "kubeplug",
+      // The pod's name tells replicas apart in the API server's audit log (they share one ServiceAccount).
+      userAgent: process.env.POD_NAME ? `kubeplug (${process.env.POD_NAME})` : "kubeplug",
     }),
   );
   c.bind<SharedCache>(TOKENS.cache).toDynamicValue(
