@@ -152,6 +152,21 @@ describe("generated manifests", () => {
     }
   });
 
+  it("the chart's webhooks take failurePolicy from webhook.failurePolicy (Fail by default)", async () => {
+    const tools = await ensureTools();
+    const policies = async (...args: string[]) =>
+      (await run(tools.helm, ["template", "kp", join(root, "charts/kubeplug"), ...args])).stdout
+        .split(/^---$/m)
+        .map((doc) => (load(doc) ?? {}) as { kind?: string; webhooks?: { name: string; failurePolicy?: string }[] })
+        .filter((d) => d.kind?.endsWith("WebhookConfiguration"))
+        .flatMap((d) => d.webhooks ?? [])
+        .map((w) => w.failurePolicy);
+    const defaults = await policies();
+    assert.ok(defaults.length >= 2, "the WebApp's mutating and validating webhooks");
+    assert.deepEqual(new Set(defaults), new Set(["Fail"]));
+    assert.deepEqual(new Set(await policies("--set", "webhook.failurePolicy=Ignore")), new Set(["Ignore"]));
+  });
+
   it("the chart keeps admission up through voluntary disruptions: a PodDisruptionBudget and replicas spread across nodes", async () => {
     const tools = await ensureTools();
     const render = async (...args: string[]) =>

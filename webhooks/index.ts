@@ -49,6 +49,7 @@ export function addWebhooks(manager: Manager): Webhooks {
       hosts: [...serviceHosts(config.webhookServiceName, namespace), ...config.webhookHosts],
       validityMs: config.webhookCertValidityMs,
       renewBeforeMs: config.webhookCertRenewBeforeMs,
+      caValidityMs: config.webhookCaValidityMs,
       configurations: {
         mutating: `${config.webhookConfigurationName}-mutating`,
         validating: `${config.webhookConfigurationName}-validating`,

@@ -97,6 +97,18 @@ export function denial(request: AdmissionRequest, causes: FieldCause[], warnings
   };
 }
 
+/**
+ * A value as shown in a field error: JSON, or, for an object or array nested too deep to render
+ * (JSON.stringify recurses), its type, as the API server shows non-scalar values (`"object"`).
+ */
+function shownValue(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return Array.isArray(value) ? '"array"' : '"object"';
+  }
+}
+
 /** Turns zod issues into field causes under `prefix` (e.g. "spec"), naming the value and what is allowed. */
 export function causesFromZod(error: z.ZodError, prefix: string, value: unknown): FieldCause[] {
   return error.issues.map((issue) => {
@@ -111,7 +123,7 @@ export function causesFromZod(error: z.ZodError, prefix: string, value: unknown)
       : issue.code === "invalid_value"
         ? "FieldValueNotSupported"
         : "FieldValueInvalid";
-    const shown = missing ? "Required value" : `Invalid value: ${JSON.stringify(actual)}`;
+    const shown = missing ? "Required value" : `Invalid value: ${shownValue(actual)}`;
     return { field, reason, message: `${shown}: ${issue.message}` };
   });
 }

@@ -6,11 +6,16 @@
  * kept). Every bad request gets a 4xx with a JSON message naming the problem, and the server keeps
  * serving: a body that is not JSON (400), not `application/json` (415), too large (413), not an
  * AdmissionReview v1 (400), for an unknown path (404) or for a kind the webhook does not serve (400).
- * Responses echo the request uid.
+ * Responses echo the request uid. A slow or stalled client cannot hold a connection: the TLS
+ * handshake must finish within 10 s, the headers arrive within `headersTimeoutMs` and the whole
+ * request within `requestTimeoutMs` (node answers 408 and closes), checked every second. The API
+ * server gives up on a webhook after its timeoutSeconds (at most 30 s), so nothing longer is useful.
+ * A body over the limit is read and dropped as it arrives (memory stays bounded), then answered 413.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import type { Client, Logger, Metrics, Runnable } from "../core/runtime.ts";
 import { untilAborted } from "../core/sleep.ts";
 import { admit } from "./admit.ts";
@@ -28,7 +33,20 @@ export interface WebhookServerOptions {
   logger: Logger;
   /** Largest accepted body in bytes; default 6 MiB (an AdmissionReview carries the object and the old object). */
   bodyLimitBytes?: number;
+  /** Time a client has to send the request headers; default 10 s. */
+  headersTimeoutMs?: number;
+  /** Time a client has to send the whole request; default 30 s (the API server's longest webhook timeout). */
+  requestTimeoutMs?: number;
 }
+
+/** How long a TLS handshake may take before the socket is closed. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Defaults of {@link WebhookServerOptions}. */
+export const WEBHOOK_SERVER_DEFAULTS = {
+  bodyLimitBytes: 6 * 2 ** 20,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+} as const;
 
 /** See the module comment. */
 export class WebhookServer implements Runnable {
@@ -62,7 +80,7 @@ export class WebhookServer implements Runnable {
    */
   handler(): (req: IncomingMessage, res: ServerResponse) => void {
     const { registry, metrics, client } = this.o;
-    const limit = this.o.bodyLimitBytes ?? 6 * 2 ** 20;
+    const limit = this.o.bodyLimitBytes ?? WEBHOOK_SERVER_DEFAULTS.bodyLimitBytes;
     // The body goes out as one string with its length: with a Buffer, or headers set one by one,
     // node writes headers and body as two chunks (writev), which costs CPU on TLS. The write waits
     // for the check phase (setImmediate): written from the promise chain that runs inside the TLS
@@ -169,13 +187,29 @@ export class WebhookServer implements Runnable {
       ]);
       if (!cert) return;
     }
-    const server = createServer({ cert: cert.cert, key: cert.key, minVersion: "TLSv1.2" }, this.handler());
+    const headersTimeout = this.o.headersTimeoutMs ?? WEBHOOK_SERVER_DEFAULTS.headersTimeoutMs;
+    const server = createServer(
+      {
+        cert: cert.cert,
+        key: cert.key,
+        minVersion: "TLSv1.2",
+        handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+        headersTimeout,
+        requestTimeout: Math.max(headersTimeout, this.o.requestTimeoutMs ?? WEBHOOK_SERVER_DEFAULTS.requestTimeoutMs),
+        // node checks both timeouts on this interval (default 30 s, which would triple the bound).
+        connectionsCheckingInterval: 1_000,
+      },
+      this.handler(),
+    );
     this.server = server;
     certs.onChange((next) => {
       server.setSecureContext({ cert: next.cert, key: next.key, minVersion: "TLSv1.2" });
       this.log.info("serving a new certificate");
     });
     server.on("tlsClientError", (err) => this.log.debug({ err: err.message }, "TLS handshake failed"));
+    server.on("clientError", (err: NodeJS.ErrnoException, socket) =>
+      clientError(err, socket, headersTimeout, server.requestTimeout),
+    );
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(address.port, address.host, () => resolve());
@@ -195,18 +229,50 @@ export class WebhookServer implements Runnable {
 }
 
 /**
- * Reads a request body as text; `undefined` (after draining the rest) when it exceeds `limit` bytes.
+ * Answers a request node's HTTP parser gave up on: a timeout (408) or a malformed request (400, or
+ * 431 for headers that are too large), as JSON naming the problem. Node's own answer is written
+ * and the socket destroyed at once, which on TLS can drop the answer; here the socket is destroyed
+ * once the answer is flushed.
+ */
+function clientError(err: NodeJS.ErrnoException, socket: Duplex, headersTimeoutMs: number, requestTimeoutMs: number): void {
+  if (err.code === "ECONNRESET" || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [code, reason, message] =
+    err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [
+          408,
+          "Request Timeout",
+          `the request was not received in time: headers are allowed ${headersTimeoutMs / 1000} s, the whole request ${requestTimeoutMs / 1000} s`,
+        ]
+      : err.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "Request Header Fields Too Large", "the request headers are larger than the server accepts (16 KiB)"]
+        : [400, "Bad Request", `malformed HTTP request: ${err.code ?? err.message}`];
+  const body = JSON.stringify({ code, message });
+  socket.end(
+    `HTTP/1.1 ${code} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    () => socket.destroy(),
+  );
+  // A client that never reads must not hold the socket either.
+  setTimeout(() => socket.destroy(), 5_000).unref();
+}
+
+/**
+ * Reads a request body as text; `undefined` (after draining the rest) when it exceeds `limit` bytes,
+ * or its Content-Length says it will: what was kept is released at once, the rest is dropped.
  * A request that breaks or is aborted mid-body gets no answer (its socket is gone); the response's
  * `close` event still settles the metrics.
  */
 function readBody(req: IncomingMessage, limit: number, done: (body: string | undefined) => void): void {
   // Events rather than `for await`: the async iterator cost more per request than the admission.
   const chunks: Buffer[] = [];
-  let size = 0;
+  let size = Number(req.headers["content-length"]) > limit ? limit + 1 : 0;
   req.on("data", (chunk: Buffer) => {
     size += chunk.length;
     // Past the limit the rest is read and dropped, so the client gets the 413 instead of a reset.
     if (size <= limit) chunks.push(chunk);
+    else chunks.length = 0;
   });
   req.once("end", () => done(size > limit ? undefined : Buffer.concat(chunks, size).toString("utf8")));
   req.once("error", () => req.destroy());

@@ -5,7 +5,8 @@
  * Covered: denials naming each bad field (as kubectl shows them and as the API returns them),
  * defaulting (stored object and the JSONPatch itself), warnings, bad requests straight to the port,
  * metrics, a second replica serving the same certificate, renewal of a short-lived certificate under
- * a steady stream of admissions, and cert-manager mode (certificate files, reloaded without restart).
+ * a steady stream of admissions, a CA rotation (the new CA trusted everywhere before it signs what is
+ * served) under a steady stream of admissions, and cert-manager mode (certificate files, reloaded without restart).
  */
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
@@ -21,6 +22,7 @@ import { ApiError, isNotFound, objectPath, RestClient } from "../../core/runtime
 import { type WebApp, WebAppKind } from "../../plugins/webapp/api.ts";
 import { webAppPlugin } from "../../plugins/webapp/index.ts";
 import { FINALIZER } from "../../plugins/webapp/reconciler.ts";
+import { splitPem } from "../../webhooks/certs/rotation.ts";
 import { generateTls } from "../../webhooks/index.ts";
 import { type ControlPlane, ensureTools, freePort, startControlPlane, type Tools } from "../controlplane/index.ts";
 import { createNamespace, fetchText, metricValue } from "../support/cluster.ts";
@@ -617,6 +619,116 @@ describe("renewal of a short-lived certificate", () => {
       );
       assert.equal(Buffer.from(config.webhooks[0]?.clientConfig.caBundle ?? "", "base64").toString("utf8"), ca, type);
     }
+  });
+});
+
+// ---- self-managed certificates: CA rotation ---------------------------------------------------
+
+describe("rotation of a short-lived CA", () => {
+  const NS = "wh-ca";
+  const CONFIG = "kp-ca";
+  let m: WebhookManager;
+
+  before(async () => {
+    await createNamespace(cp.kubeConfig, NS);
+    // CA 30 s, serving certificates 20 s renewed 5 s ahead: a new CA joins the bundle 10 s before
+    // the first expires (about 20 s in); the old one leaves it when it expires (about 30 s in).
+    m = await startWebhookManager([
+      "--leader-election-namespace",
+      NS,
+      "--webhook-configuration-name",
+      CONFIG,
+      "--webhook-cert-validity",
+      "20s",
+      "--webhook-cert-renew-before",
+      "5s",
+      "--webhook-ca-validity",
+      "30s",
+    ]);
+    await register(m, CONFIG, NS);
+    await waitUntilCalled(m);
+  });
+  after(async () => {
+    await unregister(CONFIG);
+    await m?.tm.stop();
+  });
+
+  it("adds the new CA to every caBundle before serving a certificate it signed, drops the old CA at its expiry, 0 failed admissions", async (t) => {
+    const read = async () => {
+      const secret = await rest.request<{ data: Record<string, string> }>(
+        "GET",
+        `/api/v1/namespaces/${NS}/secrets/kubeplug-webhook-tls`,
+      );
+      const pem = (key: string) => Buffer.from(secret.data[key] ?? "", "base64").toString("utf8");
+      const cas = splitPem(pem("ca.crt")).map((p) => new X509Certificate(p));
+      const serving = new X509Certificate(pem("tls.crt"));
+      const signer = cas.find((ca) => serving.checkIssued(ca) && serving.verify(ca.publicKey))?.fingerprint256;
+      const bundles: string[][] = [];
+      for (const type of ["mutating", "validating"]) {
+        const config = await rest.request<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(
+          "GET",
+          `/apis/admissionregistration.k8s.io/v1/${type}webhookconfigurations/${CONFIG}-${type}`,
+        );
+        for (const w of config.webhooks) {
+          const inBundle = splitPem(Buffer.from(w.clientConfig.caBundle ?? "", "base64").toString("utf8"));
+          bundles.push(inBundle.map((p) => new X509Certificate(p).fingerprint256));
+        }
+      }
+      return { cas: cas.map((ca) => ca.fingerprint256), signer, bundles };
+    };
+    const first = await read();
+    assert.equal(first.cas.length, 1, "one CA to begin with");
+    const oldCa = first.cas[0] as string;
+    const steps: string[] = [];
+    const untrusted: string[] = [];
+    const failures: string[] = [];
+    let admitted = 0;
+    let stop = false;
+    // 8 dry-run creates in flight all along.
+    const load = Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        for (let i = 0; !stop; i++) {
+          await dryRunCreate(`ca-${w}-${i}`, { image: "nginx:1.27" }).then(
+            () => admitted++,
+            (err: unknown) => failures.push(String(err)),
+          );
+        }
+      }),
+    );
+    const note = (step: string) => {
+      if (steps.at(-1) !== step) steps.push(step);
+    };
+    try {
+      await waitFor(
+        "the old CA to leave the bundle after the switch",
+        async () => {
+          const now = await read();
+          // Read in this order, a served certificate's CA must already be in every caBundle.
+          if (!now.signer || !now.bundles.every((b) => b.includes(now.signer as string))) untrusted.push(JSON.stringify(now));
+          const newCa = now.cas.find((ca) => ca !== oldCa);
+          if (!newCa) return false;
+          if (now.cas.includes(oldCa)) {
+            note(now.signer === newCa ? "serving from the new CA, both trusted" : "both CAs in the bundle, serving from the old");
+            return false;
+          }
+          note("only the new CA");
+          return now.signer === newCa && now.bundles.every((b) => b.length === 1 && b[0] === newCa);
+        },
+        { timeoutMs: 90_000, intervalMs: 100 },
+      );
+    } finally {
+      stop = true;
+      await load;
+    }
+    t.diagnostic(`steps: ${steps.join(" -> ")}; ${admitted} dry-run creates admitted, ${failures.length} failed`);
+    assert.deepEqual(untrusted, [], "the served certificate's CA is in every caBundle");
+    assert.deepEqual(steps, [
+      "both CAs in the bundle, serving from the old",
+      "serving from the new CA, both trusted",
+      "only the new CA",
+    ]);
+    assert.deepEqual(failures, []);
+    assert.ok(admitted > 0);
   });
 });
 

@@ -31,39 +31,56 @@ function serial(): string {
   return `01${forge.util.bytesToHex(forge.random.getBytesSync(15))}`;
 }
 
-/** Creates (or reuses) a CA and issues a serving certificate for `hosts`. */
-export function generateTls(options: CertOptions): TlsBundle & { caKey: string } {
+/** A CA certificate and its private key (PEM). */
+export interface CaPair {
+  cert: string;
+  key: string;
+}
+
+/** Creates a self-signed CA valid for `validityMs` (default 10 years) from `now`. */
+export function generateCa(options: { validityMs?: number; now?: Date } = {}): CaPair {
   const now = options.now ?? new Date();
   const pki = forge.pki;
-  let caCert: forge.pki.Certificate;
-  let caKey: forge.pki.rsa.PrivateKey;
-  if (options.caCert && options.caKey) {
-    caCert = pki.certificateFromPem(options.caCert);
-    caKey = pki.privateKeyFromPem(options.caKey) as forge.pki.rsa.PrivateKey;
-  } else {
-    const keys = pki.rsa.generateKeyPair(2048);
-    caKey = keys.privateKey;
-    caCert = pki.createCertificate();
-    caCert.publicKey = keys.publicKey;
-    caCert.serialNumber = serial();
-    caCert.validity.notBefore = new Date(now.getTime() - 60_000);
-    caCert.validity.notAfter = new Date(now.getTime() + (options.caValidityMs ?? 10 * YEAR));
-    const subject = [{ name: "commonName", value: "kubeplug-webhook-ca" }];
-    caCert.setSubject(subject);
-    caCert.setIssuer(subject);
-    caCert.setExtensions([
-      { name: "basicConstraints", cA: true, critical: true },
-      { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-      { name: "subjectKeyIdentifier" },
-    ]);
-    caCert.sign(caKey, forge.md.sha256.create());
-  }
+  const keys = pki.rsa.generateKeyPair(2048);
+  const caCert = pki.createCertificate();
+  caCert.publicKey = keys.publicKey;
+  caCert.serialNumber = serial();
+  caCert.validity.notBefore = new Date(now.getTime() - 60_000);
+  caCert.validity.notAfter = new Date(now.getTime() + (options.validityMs ?? 10 * YEAR));
+  // A serial in the subject tells CAs apart in a bundle that holds an old and a new one.
+  const subject = [
+    { name: "commonName", value: "kubeplug-webhook-ca" },
+    { name: "serialNumber", value: caCert.serialNumber },
+  ];
+  caCert.setSubject(subject);
+  caCert.setIssuer(subject);
+  caCert.setExtensions([
+    { name: "basicConstraints", cA: true, critical: true },
+    { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    { name: "subjectKeyIdentifier" },
+  ]);
+  caCert.sign(keys.privateKey, forge.md.sha256.create());
+  return { cert: pki.certificateToPem(caCert), key: pki.privateKeyToPem(keys.privateKey) };
+}
+
+/**
+ * Issues a serving certificate for `hosts` signed by `ca`, valid for `validityMs` (default 1 year)
+ * but never past the CA's own expiry.
+ */
+export function issueServingCert(options: { hosts: readonly string[]; ca: CaPair; validityMs?: number; now?: Date }): {
+  cert: string;
+  key: string;
+} {
+  const now = options.now ?? new Date();
+  const pki = forge.pki;
+  const caCert = pki.certificateFromPem(options.ca.cert);
+  const caKey = pki.privateKeyFromPem(options.ca.key) as forge.pki.rsa.PrivateKey;
   const keys = pki.rsa.generateKeyPair(2048);
   const cert = pki.createCertificate();
   cert.publicKey = keys.publicKey;
   cert.serialNumber = serial();
   cert.validity.notBefore = new Date(now.getTime() - 60_000);
-  const certEnd = now.getTime() + (options.certValidityMs ?? YEAR);
+  const certEnd = now.getTime() + (options.validityMs ?? YEAR);
   cert.validity.notAfter = new Date(Math.min(certEnd, caCert.validity.notAfter.getTime()));
   cert.setSubject([{ name: "commonName", value: options.hosts[0] ?? "kubeplug-webhook" }]);
   cert.setIssuer(caCert.subject.attributes);
@@ -77,12 +94,17 @@ export function generateTls(options: CertOptions): TlsBundle & { caKey: string }
     },
   ]);
   cert.sign(caKey, forge.md.sha256.create());
-  return {
-    ca: pki.certificateToPem(caCert),
-    caKey: pki.privateKeyToPem(caKey),
-    cert: pki.certificateToPem(cert),
-    key: pki.privateKeyToPem(keys.privateKey),
-  };
+  return { cert: pki.certificateToPem(cert), key: pki.privateKeyToPem(keys.privateKey) };
+}
+
+/** Creates (or reuses) a CA and issues a serving certificate for `hosts`. */
+export function generateTls(options: CertOptions): TlsBundle & { caKey: string } {
+  const ca =
+    options.caCert && options.caKey
+      ? { cert: options.caCert, key: options.caKey }
+      : generateCa({ validityMs: options.caValidityMs, now: options.now });
+  const serving = issueServingCert({ hosts: options.hosts, ca, validityMs: options.certValidityMs, now: options.now });
+  return { ca: ca.cert, caKey: ca.key, ...serving };
 }
 
 /** Validity window and SANs of a PEM certificate (via node's X509Certificate: no parsing by hand). */

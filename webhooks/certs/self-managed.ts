@@ -2,17 +2,28 @@
  * Self-managed webhook certificates (the default): no cert-manager needed.
  *
  * Guarantees:
- * - The CA and serving certificate live in one Secret in the operator's namespace; every replica
- *   serves the certificate from that Secret and follows it when it changes (no restart: the server
- *   swaps its TLS context, open connections are not dropped).
- * - Only the leader writes: it creates the Secret when missing or invalid (wrong SANs, broken chain)
- *   and renews the serving certificate `renewBefore` ahead of expiry, keeping the CA so the
- *   caBundle stays valid; it keeps the caBundle of the webhook configurations equal to the CA, also
- *   when something else (a `helm upgrade`) resets it.
+ * - The CA bundle, the signing CA's key and the serving certificate live in one Secret in the
+ *   operator's namespace (`ca.crt` may hold several CAs, `ca.key` is the newest CA's key); every
+ *   replica serves the certificate from that Secret and follows it when it changes (no restart: the
+ *   server swaps its TLS context, open connections are not dropped).
+ * - Only the leader writes: it creates the Secret when missing or invalid (broken chain, no CA left),
+ *   renews the serving certificate `renewBefore` ahead of expiry from the same CA, and keeps the
+ *   caBundle of the webhook configurations equal to `ca.crt`, also when something else (a
+ *   `helm upgrade`) resets it.
+ * - The CA is rotated with an overlap, so no admission fails on its account: `2 x renewBefore` ahead
+ *   of the CA's expiry (or when its key is missing) (1) a new CA is added to `ca.crt`, and the
+ *   caBundles follow (old + new); (2) only once every webhook of the configurations carries the new
+ *   CA, as the leader's watch sees them, and {@link CA_SETTLE_MS} more have passed (other API
+ *   servers' watches), the serving certificate is replaced by one the new CA signs; (3) the old CA
+ *   stays in the bundle until it expires: a serving certificate never outlives its CA, so nothing it
+ *   signed is valid by then, and a replica or API server that is late to follow never meets a
+ *   certificate it does not trust. An expired CA is dropped from the bundle.
  * - Reads come from watches on exactly that Secret and those configurations (field selectors): no
  *   polling, no other Secret is read or cached.
+ *
+ * Caveats: a Secret replaced from outside with a CA unrelated to the caBundles (or deleted) is
+ * served at once; nothing can overlap with a CA the operator never saw.
  */
-import { X509Certificate } from "node:crypto";
 import {
   collectionPath,
   Informer,
@@ -30,8 +41,9 @@ import {
   ValidatingWebhookConfigurationKind,
   type WebhookConfiguration,
 } from "../../core/runtime.ts";
-import { generateTls } from "./generate.ts";
-import { CertHolder, type ServingCert } from "./source.ts";
+import { generateCa, generateTls, issueServingCert } from "./generate.ts";
+import { type BundledCa, bundleHolds, nextStep, parseSecret } from "./rotation.ts";
+import { CertHolder } from "./source.ts";
 
 /** Settings of the self-managed certificates. */
 export interface SelfManagedOptions {
@@ -42,38 +54,22 @@ export interface SelfManagedOptions {
   hosts: readonly string[];
   validityMs: number;
   renewBeforeMs: number;
+  /** Lifetime of a CA; default 10 years. Must exceed `2 x renewBeforeMs` (when its rotation starts). */
+  caValidityMs?: number;
   /** Names of the Mutating/ValidatingWebhookConfigurations whose caBundle to keep current. */
   configurations: { mutating?: string; validating?: string };
   logger: Logger;
 }
 
-const b64 = (s: string) => Buffer.from(s).toString("base64");
-const unb64 = (s: string | undefined) => (s ? Buffer.from(s, "base64").toString("utf8") : "");
+/**
+ * How long every webhook must have carried a new CA (as the leader's watch sees it) before the
+ * serving certificate switches to it: other API servers apply configuration changes from their own
+ * watches, a moment later.
+ */
+export const CA_SETTLE_MS = 5_000;
 
-/** The certificate in a Secret and when it must be renewed, or why it cannot be used. */
-function inspect(secret: Secret | undefined, hosts: readonly string[], renewBeforeMs: number, now: number) {
-  if (!secret?.data) return { problem: "the Secret does not exist yet" } as const;
-  const ca = unb64(secret.data["ca.crt"]);
-  const cert = unb64(secret.data["tls.crt"]);
-  const key = unb64(secret.data["tls.key"]);
-  const caKey = unb64(secret.data["ca.key"]);
-  try {
-    const x = new X509Certificate(cert);
-    const caX = new X509Certificate(ca);
-    if (!x.verify(caX.publicKey)) return { problem: "the serving certificate is not signed by the CA" } as const;
-    const sans = (x.subjectAltName ?? "").split(", ").map((s) => s.replace(/^(DNS|IP Address):/, ""));
-    const missing = hosts.filter((h) => !sans.includes(h));
-    const serving: ServingCert = { cert, key, ca };
-    const caUsable = caKey && Date.parse(caX.validTo) - now > 2 * renewBeforeMs ? { caCert: ca, caKey } : undefined;
-    if (missing.length > 0)
-      return { problem: `the certificate does not cover ${missing.join(", ")}`, caUsable, serving } as const;
-    const renewAt = Date.parse(x.validTo) - renewBeforeMs;
-    if (now >= renewAt) return { problem: `the certificate expires at ${x.validTo}`, caUsable, serving } as const;
-    return { serving, renewAt } as const;
-  } catch (err) {
-    return { problem: `the Secret holds no valid certificate (${(err as Error).message})` } as const;
-  }
-}
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+const pems = (cas: readonly BundledCa[]) => cas.map((ca) => ca.pem).join("");
 
 /** See the module comment. Add `watcher` (every replica) and `rotator` (leader) to the manager. */
 export class SelfManagedCerts {
@@ -85,6 +81,8 @@ export class SelfManagedCerts {
   private readonly secrets: Informer<Secret>;
   private readonly configInformers: Informer<WebhookConfiguration>[];
   private kick: (() => void) | undefined;
+  /** Since when every webhook has carried the CA with this fingerprint (leader only). */
+  private carried: { fingerprint: string; since: number } | undefined;
 
   constructor(options: SelfManagedOptions) {
     this.o = options;
@@ -95,8 +93,8 @@ export class SelfManagedCerts {
       logger: options.logger,
     });
     const load = (secret: Secret) => {
-      const result = inspect(secret, this.o.hosts, 0, Date.now());
-      if ("serving" in result && result.serving) this.holder.set(result.serving);
+      const parsed = parseSecret(secret);
+      if (typeof parsed !== "string") this.holder.set(parsed.serving);
       this.kick?.();
     };
     this.secrets.addHandler({ onAdd: load, onUpdate: (_old, s) => load(s), onDelete: () => this.kick?.() });
@@ -148,20 +146,59 @@ export class SelfManagedCerts {
     await Promise.all(runs);
   }
 
-  /** Makes the Secret hold a valid certificate; returns when it must next be renewed. */
+  /** True when every webhook of the watched configurations carries `ca` in its caBundle. */
+  private bundlesHold(ca: BundledCa): boolean {
+    return this.configInformers.every((informer) =>
+      informer.store.list().every((config) => (config.webhooks ?? []).every((w) => bundleHolds(w.clientConfig?.caBundle, ca))),
+    );
+  }
+
+  /** Takes the Secret one step towards a valid, current certificate; returns when to look again. */
   private async ensureSecret(): Promise<number> {
-    const { namespace, secretName, hosts, renewBeforeMs, validityMs } = this.o;
+    const { namespace, secretName, hosts, renewBeforeMs, validityMs, caValidityMs } = this.o;
     const secret = this.secrets.store.get(`${namespace}/${secretName}`);
     const now = Date.now();
-    const state = inspect(secret, hosts, renewBeforeMs, now);
-    if (!state.problem) return state.renewAt;
-    this.log.info({ reason: state.problem }, "issuing a new serving certificate");
-    const tls = generateTls({
-      hosts,
-      certValidityMs: validityMs,
-      ...("caUsable" in state && state.caUsable ? state.caUsable : {}),
-    });
-    const data = { "ca.crt": b64(tls.ca), "ca.key": b64(tls.caKey), "tls.crt": b64(tls.cert), "tls.key": b64(tls.key) };
+    const next = nextStep(parseSecret(secret), { hosts, renewBeforeMs, now });
+    let data: Record<string, string>;
+    switch (next.step) {
+      case "none":
+        return next.wakeAt;
+      case "issue": {
+        this.log.info({ reason: next.reason }, "issuing a new CA and serving certificate");
+        const tls = generateTls({ hosts, certValidityMs: validityMs, caValidityMs });
+        data = { "ca.crt": b64(tls.ca), "ca.key": b64(tls.caKey), "tls.crt": b64(tls.cert), "tls.key": b64(tls.key) };
+        break;
+      }
+      case "add-ca": {
+        this.log.info(
+          { reason: next.reason },
+          "adding a new CA to the CA bundle (the serving certificate follows once every webhook trusts it)",
+        );
+        const ca = generateCa({ validityMs: caValidityMs });
+        data = { ...(secret?.data ?? {}), "ca.crt": b64(pems(next.keep) + ca.cert), "ca.key": b64(ca.key) };
+        break;
+      }
+      case "serve": {
+        if (next.waitForBundles) {
+          const fingerprint = next.ca.x509.fingerprint256;
+          if (!this.bundlesHold(next.ca)) {
+            this.carried = undefined;
+            // The configurations' watch wakes the loop when the caBundles change; look again anyway.
+            return now + 10_000;
+          }
+          if (this.carried?.fingerprint !== fingerprint) this.carried = { fingerprint, since: now };
+          if (now < this.carried.since + CA_SETTLE_MS) return this.carried.since + CA_SETTLE_MS;
+        }
+        this.log.info({ reason: next.reason }, "issuing a new serving certificate");
+        const tls = issueServingCert({ hosts, ca: { cert: next.ca.pem, key: next.caKey }, validityMs });
+        data = { ...(secret?.data ?? {}), "ca.crt": b64(pems(next.keep)), "tls.crt": b64(tls.cert), "tls.key": b64(tls.key) };
+        break;
+      }
+      case "prune":
+        this.log.info({ reason: next.reason }, "dropping expired CAs from the CA bundle");
+        data = { ...(secret?.data ?? {}), "ca.crt": b64(pems(next.keep)) };
+        break;
+    }
     try {
       if (!secret) {
         await this.o.rest.request("POST", collectionPath(SecretKind, namespace), {
@@ -183,15 +220,17 @@ export class SelfManagedCerts {
       if (isAlreadyExists(err) || isConflict(err)) return Date.now() + 1_000;
       throw err;
     }
-    // The watch event of our own write wakes the loop; until then, do not renew again.
+    // The watch event of our own write wakes the loop; until then, do not write again.
     return Date.now() + 5_000;
   }
 
-  /** Keeps every webhook's caBundle in the configurations equal to the Secret's CA. */
+  /** Keeps every webhook's caBundle in the configurations equal to the Secret's `ca.crt` (the CA bundle). */
   private async injectCaBundle(): Promise<void> {
-    const ca = this.holder.current()?.ca;
-    if (!ca) return;
-    const bundle = b64(ca);
+    const { namespace, secretName } = this.o;
+    const secret = this.secrets.store.get(`${namespace}/${secretName}`);
+    const bundle = secret?.data?.["ca.crt"];
+    // Never a bundle that does not verify the served certificate (a Secret about to be replaced).
+    if (!bundle || typeof parseSecret(secret) === "string") return;
     for (const informer of this.configInformers) {
       for (const config of informer.store.list()) {
         const ops = (config.webhooks ?? []).flatMap((w, i) =>

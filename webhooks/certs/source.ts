@@ -28,10 +28,14 @@ export class CertHolder implements CertSource {
     this.listeners.push(listener);
   }
 
-  /** Sets a new certificate; listeners run only when it differs from the current one. */
+  /**
+   * Sets a new certificate; listeners run only when the certificate or key differs from the current
+   * one (a CA bundle that changes alone, during a CA rotation, is only stored).
+   */
   set(cert: ServingCert): void {
-    if (this.value && this.value.cert === cert.cert && this.value.key === cert.key) return;
+    const same = this.value && this.value.cert === cert.cert && this.value.key === cert.key;
     this.value = cert;
+    if (same) return;
     for (const listener of this.listeners) listener(cert);
   }
 }
