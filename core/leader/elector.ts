@@ -97,7 +97,9 @@ export class LeaderElector {
   async run(signal: AbortSignal, lead: (leadSignal: AbortSignal) => Promise<void>): Promise<boolean> {
     let acquired = false;
     while (!signal.aborted) {
-      acquired = await this.tryAcquireOrRenew();
+      // Bounded like a renewal: an API server that accepts connections but does not answer yet (one
+      // starting up) must not hold the campaign, nor hand over a lease already near its deadline.
+      acquired = await this.tryAcquireOrRenew(AbortSignal.any([signal, AbortSignal.timeout(this.o.renewDeadlineMs)]));
       if (acquired) break;
       // Retry every retry period, but right when the holder's lease expires if that comes first: a
       // standby then takes over one lease duration after it saw the last renewal, not up to a retry
@@ -122,13 +124,18 @@ export class LeaderElector {
     const leading = lead(leadAbort.signal).finally(() => finished.abort());
     let lost = false;
     while (!finished.signal.aborted) {
-      await sleep(this.o.retryPeriodMs, finished.signal);
+      // Renew every retry period, sooner when the last success is old (an acquire that took long):
+      // half the time left to the deadline, so a slow answer cannot end a term that just began.
+      const left = this.renewedAt + this.o.renewDeadlineMs - Date.now();
+      await sleep(Math.max(0, Math.min(this.o.retryPeriodMs, left / 2)), finished.signal);
       if (finished.signal.aborted) break;
       const deadline = this.renewedAt + this.o.renewDeadlineMs;
       const attempt = AbortSignal.any([finished.signal, AbortSignal.timeout(Math.max(1, deadline - Date.now()))]);
       if (!(await this.tryAcquireOrRenew(attempt)) && Date.now() >= deadline) {
         lost = true;
         this.log.error("lost the lease (could not renew within the renew deadline)");
+        // Not leading from now on (the gauge and the write fence), while `lead` drains.
+        this.setLeading(false);
         leadAbort.abort();
         break;
       }

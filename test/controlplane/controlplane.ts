@@ -266,7 +266,7 @@ async function startOnce(bin: ControlPlaneBinaries, options: ControlPlaneOptions
         const started = component(name);
         group.restart(started);
         const ready = readiness[name];
-        if (wait && ready) await waitFor(`${name} after a restart`, ready, Date.now() + 60_000, [started]);
+        if (wait && ready) await waitFor(`${name} after a restart`, ready, Date.now() + 180_000, [started]);
       },
       stop: () => group.stop(),
     };
