@@ -3,6 +3,7 @@
  * while alive, and stopped with SIGTERM, each under load. Who wrote what and when comes from the API
  * server's audit log: replicas share the chart's ServiceAccount and tell themselves apart by their
  * user agent, `kubeplug (<pod name>)`. The lease timings are the chart's defaults (15 s / 10 s / 2 s).
+ * Scenarios 5 and 7 are heavy (`npm run faults` only): 6, the partition, covers the fence in `npm test`.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -111,51 +112,56 @@ async function twoReplicas(cluster: FaultCluster, firstKubeconfig?: string): Pro
 const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 
 describe("faults with two replicas", () => {
-  scenario("5", "two replicas, the leader killed -9 under load", async (report) => {
-    await withFaultCluster({ audit: true }, async (cluster) => {
-      // The standby serves admission here, so creates keep flowing while the leader dies.
-      const a = await cluster.startReplica("kubeplug-a", { admission: false });
-      await leadingAt(a);
-      const b = await cluster.startReplica("kubeplug-b");
-      const all = names("load", 150);
-      const burst = createBurst(cluster.rest, all);
-      await waitFor("the burst under way", async () => (await leaseHolder(cluster.rest)) === "kubeplug-a" && true);
-      await new Promise((r) => setTimeout(r, 1_500));
-      const killedAt = Date.now();
-      process.kill(operatorPid(a), "SIGKILL");
-      const tookOverAt = await leadingAt(b);
-      await burst;
-      const { census, at } = await waitConverged(cluster.rest, all.length, 180_000);
-      const takeoverMs = tookOverAt - killedAt;
-      report.figure("takeover after the kill", takeoverMs, "ms");
-      report.timing(
-        `takeover within the lease duration (${seconds(LEASE_DURATION_MS)})`,
-        takeoverMs <= LEASE_DURATION_MS,
-        seconds(takeoverMs),
-      );
-      report.figure(
-        "converged after the takeover",
-        at === undefined ? "never" : Date.now() - tookOverAt - (performance.now() - at),
-        "ms",
-      );
-      report.check(
-        "all converged; 0 missing, duplicated or orphaned",
-        at !== undefined && intact(census),
-        describeCensus(census),
-      );
-      await new Promise((r) => setTimeout(r, 1_500)); // let the audit log catch up
-      const writes = auditWrites(cluster.auditLog as string);
-      const [wa, wb] = [objectWrites(writes, "kubeplug-a"), objectWrites(writes, "kubeplug-b")];
-      const lastA = Math.max(...wa.map((w) => w.at));
-      const firstB = Math.min(...wb.map((w) => w.at));
-      report.figure("writes by the killed leader / by the new one", `${wa.length} / ${wb.length}`);
-      report.check(
-        "no object written by both replicas in the same interval (the old leader's last write precedes the new one's first)",
-        wa.length > 0 && wb.length > 0 && lastA < firstB && interleaved(writes).length === 0,
-        `last write of a ${new Date(lastA).toISOString()}, first of b ${new Date(firstB).toISOString()}; interleaved: ${interleaved(writes).slice(0, 3).join("; ") || "none"}`,
-      );
-    });
-  });
+  scenario(
+    "5",
+    "two replicas, the leader killed -9 under load",
+    async (report) => {
+      await withFaultCluster({ audit: true }, async (cluster) => {
+        // The standby serves admission here, so creates keep flowing while the leader dies.
+        const a = await cluster.startReplica("kubeplug-a", { admission: false });
+        await leadingAt(a);
+        const b = await cluster.startReplica("kubeplug-b");
+        const all = names("load", 150);
+        const burst = createBurst(cluster.rest, all);
+        await waitFor("the burst under way", async () => (await leaseHolder(cluster.rest)) === "kubeplug-a" && true);
+        await new Promise((r) => setTimeout(r, 1_500));
+        const killedAt = Date.now();
+        process.kill(operatorPid(a), "SIGKILL");
+        const tookOverAt = await leadingAt(b);
+        await burst;
+        const { census, at } = await waitConverged(cluster.rest, all.length, 180_000);
+        const takeoverMs = tookOverAt - killedAt;
+        report.figure("takeover after the kill", takeoverMs, "ms");
+        report.timing(
+          `takeover within the lease duration (${seconds(LEASE_DURATION_MS)})`,
+          takeoverMs <= LEASE_DURATION_MS,
+          seconds(takeoverMs),
+        );
+        report.figure(
+          "converged after the takeover",
+          at === undefined ? "never" : Date.now() - tookOverAt - (performance.now() - at),
+          "ms",
+        );
+        report.check(
+          "all converged; 0 missing, duplicated or orphaned",
+          at !== undefined && intact(census),
+          describeCensus(census),
+        );
+        await new Promise((r) => setTimeout(r, 1_500)); // let the audit log catch up
+        const writes = auditWrites(cluster.auditLog as string);
+        const [wa, wb] = [objectWrites(writes, "kubeplug-a"), objectWrites(writes, "kubeplug-b")];
+        const lastA = Math.max(...wa.map((w) => w.at));
+        const firstB = Math.min(...wb.map((w) => w.at));
+        report.figure("writes by the killed leader / by the new one", `${wa.length} / ${wb.length}`);
+        report.check(
+          "no object written by both replicas in the same interval (the old leader's last write precedes the new one's first)",
+          wa.length > 0 && wb.length > 0 && lastA < firstB && interleaved(writes).length === 0,
+          `last write of a ${new Date(lastA).toISOString()}, first of b ${new Date(firstB).toISOString()}; interleaved: ${interleaved(writes).slice(0, 3).join("; ") || "none"}`,
+        );
+      });
+    },
+    { heavy: true },
+  );
 
   scenario("6", "the leader partitioned from the API server while alive, under load", async (report) => {
     await withFaultCluster({ audit: true }, async (cluster) => {
@@ -223,46 +229,51 @@ describe("faults with two replicas", () => {
     });
   });
 
-  scenario("7", "SIGTERM of the leader with reconciles in flight", async (report) => {
-    await withFaultCluster({ audit: true }, async (cluster) => {
-      const a = await cluster.startReplica("kubeplug-a", { admission: false });
-      await leadingAt(a);
-      const b = await cluster.startReplica("kubeplug-b");
-      const all = names("load", 150);
-      const burst = createBurst(cluster.rest, all);
-      await new Promise((r) => setTimeout(r, 2_000));
-      const termAt = Date.now();
-      const exited = a.host.stop("SIGTERM");
-      const tookOverAt = await leadingAt(b);
-      const exit = await exited;
-      const exitedAt = Date.now();
-      await burst;
-      const { census, at } = await waitConverged(cluster.rest, all.length, 180_000);
-      report.figure("handover (SIGTERM to the other replica leading)", tookOverAt - termAt, "ms");
-      report.figure("the old leader exited after", exitedAt - termAt, "ms");
-      report.check("the old leader exits 0", exit.code === 0, `code ${exit.code}, signal ${exit.signal}`);
-      report.check(
-        "its in-flight reconciles finished (no graceful-shutdown timeout) and it released the lease",
-        !a.host.output().includes("did not finish in time") && a.host.output().includes("released the lease"),
-        a.host.tail(3),
-      );
-      report.timing(
-        "handover well within the lease duration (the lease was released)",
-        tookOverAt - termAt < LEASE_DURATION_MS,
-        seconds(tookOverAt - termAt),
-      );
-      report.check(
-        "all converged; 0 missing, duplicated or orphaned",
-        at !== undefined && intact(census),
-        describeCensus(census),
-      );
-      await new Promise((r) => setTimeout(r, 1_500));
-      const writes = auditWrites(cluster.auditLog as string);
-      report.check(
-        "no object written by both replicas at once",
-        interleaved(writes).length === 0,
-        interleaved(writes).slice(0, 3).join("; ") || "none",
-      );
-    });
-  });
+  scenario(
+    "7",
+    "SIGTERM of the leader with reconciles in flight",
+    async (report) => {
+      await withFaultCluster({ audit: true }, async (cluster) => {
+        const a = await cluster.startReplica("kubeplug-a", { admission: false });
+        await leadingAt(a);
+        const b = await cluster.startReplica("kubeplug-b");
+        const all = names("load", 150);
+        const burst = createBurst(cluster.rest, all);
+        await new Promise((r) => setTimeout(r, 2_000));
+        const termAt = Date.now();
+        const exited = a.host.stop("SIGTERM");
+        const tookOverAt = await leadingAt(b);
+        const exit = await exited;
+        const exitedAt = Date.now();
+        await burst;
+        const { census, at } = await waitConverged(cluster.rest, all.length, 180_000);
+        report.figure("handover (SIGTERM to the other replica leading)", tookOverAt - termAt, "ms");
+        report.figure("the old leader exited after", exitedAt - termAt, "ms");
+        report.check("the old leader exits 0", exit.code === 0, `code ${exit.code}, signal ${exit.signal}`);
+        report.check(
+          "its in-flight reconciles finished (no graceful-shutdown timeout) and it released the lease",
+          !a.host.output().includes("did not finish in time") && a.host.output().includes("released the lease"),
+          a.host.tail(3),
+        );
+        report.timing(
+          "handover well within the lease duration (the lease was released)",
+          tookOverAt - termAt < LEASE_DURATION_MS,
+          seconds(tookOverAt - termAt),
+        );
+        report.check(
+          "all converged; 0 missing, duplicated or orphaned",
+          at !== undefined && intact(census),
+          describeCensus(census),
+        );
+        await new Promise((r) => setTimeout(r, 1_500));
+        const writes = auditWrites(cluster.auditLog as string);
+        report.check(
+          "no object written by both replicas at once",
+          interleaved(writes).length === 0,
+          interleaved(writes).slice(0, 3).join("; ") || "none",
+        );
+      });
+    },
+    { heavy: true },
+  );
 });
