@@ -8,9 +8,10 @@
  *   kube-rs's `Arc<K>` do.
  * - `own()` makes at most one write per child (none when it is in place) and always sets the
  *   controller reference to the reconciled object. A child the cache still shows as it was before
- *   this controller's last update of it is compared with that update instead (see `OwnWrites`). A reconcile that created or updated children
- *   records one Event about them on the object (`Created`, `Updated`, or `Reconciled` for both),
- *   not one per child: one Event write per change instead of one per child.
+ *   this controller's last update of it is compared with that update instead (see `OwnWrites`).
+ *   A reconcile that created or updated children records one Event about them on the object
+ *   (`Created`, `Updated`, or `Reconciled` for both), not one per child: one Event write per change
+ *   instead of one per child.
  * - `status()` writes the status subresource only when it changed, retrying on conflicts.
  * - A reconcile that throws records a `Warning` `ReconcileError` Event on the object, then is retried
  *   with backoff (a TerminalError is not retried).

@@ -2,7 +2,7 @@
  * Keeps a Deployment and a Service owned by each WebApp and reports status. Children are set as
  * mutations of the live object, keeping what the API server or others own (defaults, node ports).
  */
-import { Action, k8s, type ReconcileContext, withConditions } from "../../core/index.ts";
+import { Action, ApiError, k8s, type ReconcileContext, withConditions } from "../../core/index.ts";
 import type { WebApp, WebAppStatus } from "./api.ts";
 
 export const FINALIZER = "webapp.example.com/finalizer";
@@ -38,6 +38,9 @@ export async function reconcileWebApp(app: WebApp, ctx: ReconcileContext<WebApp>
     });
     await ctx.status((current) => statusFor(current, deployment.status?.availableReplicas ?? 0));
   } catch (err) {
+    // A Conflict lost a race with another writer (the controller manager's status write, say) and is
+    // retried with the newer object: not a degradation worth a status write, let alone two.
+    if (err instanceof ApiError && err.code === 409) throw err;
     const message = (err instanceof Error ? err.message : String(err)).slice(0, 1000);
     const degraded = { Degraded: { status: true, reason: "ReconcileError", message } };
     await ctx.status((current) => ({ ...current.status, conditions: withConditions(current, degraded) })).catch(() => undefined);
