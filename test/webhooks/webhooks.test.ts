@@ -610,14 +610,16 @@ describe("renewal of a short-lived certificate", () => {
       "GET",
       `/api/v1/namespaces/${NS}/secrets/kubeplug-webhook-tls`,
     );
-    assert.equal(Buffer.from(secret.data["ca.crt"] ?? "", "base64").toString("utf8"), ca);
-    assert.equal(m.ca(), ca);
+    // Compared as certificates, not bytes: a PEM's line endings (\r\n from node-forge) may differ.
+    const pem = (text: string | undefined) => (text ?? "").replace(/\r\n/g, "\n").trim();
+    assert.equal(pem(Buffer.from(secret.data["ca.crt"] ?? "", "base64").toString("utf8")), pem(ca));
+    assert.equal(pem(m.ca()), pem(ca));
     for (const type of ["mutating", "validating"]) {
       const config = await rest.request<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(
         "GET",
         `/apis/admissionregistration.k8s.io/v1/${type}webhookconfigurations/${CONFIG}-${type}`,
       );
-      assert.equal(Buffer.from(config.webhooks[0]?.clientConfig.caBundle ?? "", "base64").toString("utf8"), ca, type);
+      assert.equal(pem(Buffer.from(config.webhooks[0]?.clientConfig.caBundle ?? "", "base64").toString("utf8")), pem(ca), type);
     }
   });
 });
@@ -722,11 +724,17 @@ describe("rotation of a short-lived CA", () => {
     }
     t.diagnostic(`steps: ${steps.join(" -> ")}; ${admitted} dry-run creates admitted, ${failures.length} failed`);
     assert.deepEqual(untrusted, [], "the served certificate's CA is in every caBundle");
-    assert.deepEqual(steps, [
-      "both CAs in the bundle, serving from the old",
-      "serving from the new CA, both trusted",
-      "only the new CA",
-    ]);
+    // The steps seen, in order; a poll every 100 ms on a loaded machine may miss the short middle
+    // one (serving from the new CA while the old is still trusted). What must hold at every poll is
+    // checked above: the served certificate's CA is in every caBundle.
+    const order = ["both CAs in the bundle, serving from the old", "serving from the new CA, both trusted", "only the new CA"];
+    assert.equal(steps[0], order[0], `the new CA joined the bundle first: ${steps.join(" -> ")}`);
+    assert.equal(steps.at(-1), order[2], `it ended with only the new CA: ${steps.join(" -> ")}`);
+    assert.deepEqual(
+      steps,
+      order.filter((step) => steps.includes(step)),
+      `the steps came in order: ${steps.join(" -> ")}`,
+    );
     assert.deepEqual(failures, []);
     assert.ok(admitted > 0);
   });
