@@ -10,7 +10,9 @@ import {
   intact,
   leaseHolder,
   operatorPid,
+  replicaReady,
   scenario,
+  seconds,
   census as takeCensus,
   waitConverged,
   waitFor,
@@ -37,8 +39,23 @@ describe("faults of the operator process", () => {
       await first.host.exited;
       const restarted = await cluster.startReplica("kubeplug-0", { waitReady: false });
       const restartAt = performance.now();
+      await replicaReady(restarted);
+      const readyAt = performance.now();
       const outcome = await burst;
+      // The fault ends when the restarted process is ready and the client has sent its last create.
+      const endedAt = performance.now();
       const { census, at } = await waitConverged(cluster.rest, names.length, 180_000);
+      report.figure("restart to ready", readyAt - restartAt, "ms");
+      report.figure(
+        "converged after the fault ended (ready, burst sent)",
+        at === undefined ? "never" : Math.max(0, at - endedAt),
+        "ms",
+      );
+      report.timing(
+        "converged within 5 s of the fault's end",
+        at !== undefined && at - endedAt <= 5_000,
+        at === undefined ? "never" : seconds(Math.max(0, at - endedAt)),
+      );
       report.figure("creates refused while the webhook server was down (retried by the client)", outcome.retried);
       report.figure("converged after the restart", at === undefined ? "never" : at - restartAt, "ms");
       report.figure("killed with", `${before.webApps} WebApps created, ${before.converged} converged`);
