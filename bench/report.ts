@@ -134,6 +134,17 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
       "<= 1.1x",
       yes(kp !== undefined && raw ? kp / raw <= 1.1 : undefined),
     ]);
+    const minimalFloor = med("minimalFloor");
+    if (minimalFloor !== undefined) {
+      rows.push([
+        `Convergence, ${n} WebApps (vs the minimal-write floor: Deployment, Service, status only), median of ${rounds}`,
+        shown("kubeplug"),
+        shown("minimalFloor"),
+        ratio(kp, minimalFloor),
+        "<= 1.3x",
+        yes(kp !== undefined && minimalFloor ? kp / minimalFloor <= 1.3 : undefined),
+      ]);
+    }
     const cpu = f.convergenceCpuMs as Record<"kubeplug" | "rawFloor", Record<string, number>[]> | undefined;
     if (cpu?.kubeplug.length && cpu.rawFloor.length) {
       // Median CPU seconds of each process over the rounds, kubeplug's setup against the raw floor's.

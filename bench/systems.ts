@@ -102,13 +102,19 @@ export async function startKubeplug(
   };
 }
 
-/** Starts the raw floor script; resolves when it has listed and watches. */
-export async function startRawFloor(kubeconfigPath: string, namespace: string, workers: number): Promise<Managed> {
+/** Starts the raw floor script (see its modes); resolves when it has listed and watches. */
+export async function startRawFloor(
+  kubeconfigPath: string,
+  namespace: string,
+  workers: number,
+  mode: "same" | "minimal" = "same",
+): Promise<Managed> {
   const proc = new Managed("raw-floor", process.execPath, [
     join(root, "bench/baselines/raw-floor.ts"),
     kubeconfigPath,
     namespace,
     String(workers),
+    mode,
   ]);
   const deadline = Date.now() + 30_000;
   while (!proc.output.includes("ready")) {

@@ -1,16 +1,24 @@
 /**
- * The raw API floor: exactly the writes the WebApp operator makes for each WebApp (finalizer patch,
- * Deployment create, Service create, status write, and the two Events it records, sent without
- * waiting as its event recorder does), made directly at the same concurrency, reacting
- * to the same watch. Nothing can converge much faster; the ratio to it is the framework's overhead.
- * Usage: node raw-floor.ts KUBECONFIG NAMESPACE WORKERS
+ * The raw API floor, made directly at the operator's concurrency, reacting to the same watch. Modes:
+ * - `same` (default): exactly the writes the WebApp operator makes for each WebApp without webhooks
+ *   (finalizer patch, Deployment create, Service create, status write, and the one Event naming the
+ *   children, sent without waiting as its event recorder does). The ratio to it is the framework's
+ *   overhead for the same work.
+ * - `minimal`: only the job's own writes (Deployment, Service, status), the least any operator must
+ *   do. The ratio to it also counts the cost of kubeplug's design choices (finalizer, Events).
+ * Usage: node raw-floor.ts KUBECONFIG NAMESPACE WORKERS [same|minimal]
  */
 import { KubeConfig } from "@kubernetes/client-node";
 import { PatchType, RestClient } from "../../core/runtime.ts";
 import { untilAborted } from "../../core/sleep.ts";
 import { pool } from "../lib/harness.ts";
 
-const [kubeconfig, namespace, workersArg] = process.argv.slice(2);
+const [kubeconfig, namespace, workersArg, modeArg = "same"] = process.argv.slice(2);
+if (modeArg !== "same" && modeArg !== "minimal") {
+  process.stderr.write(`raw-floor: unknown mode "${modeArg}"; choose same or minimal\n`);
+  process.exit(2);
+}
+const minimal = modeArg === "minimal";
 const kc = new KubeConfig();
 kc.loadFromFile(kubeconfig as string);
 const rest = await RestClient.create(kc);
@@ -64,13 +72,15 @@ async function handle(app: App): Promise<void> {
   ];
   const labels = { app: name, "app.kubernetes.io/managed-by": "kubeplug" };
   const port = app.spec.port ?? 8080;
-  await rest.request("PATCH", `${base}/${name}`, {
-    body: [
-      { op: "test", path: "/metadata/finalizers", value: null },
-      { op: "add", path: "/metadata/finalizers", value: ["webapp.example.com/finalizer"] },
-    ],
-    contentType: PatchType.json,
-  });
+  if (!minimal) {
+    await rest.request("PATCH", `${base}/${name}`, {
+      body: [
+        { op: "test", path: "/metadata/finalizers", value: null },
+        { op: "add", path: "/metadata/finalizers", value: ["webapp.example.com/finalizer"] },
+      ],
+      contentType: PatchType.json,
+    });
+  }
   await rest.request("POST", `/apis/apps/v1/namespaces/${namespace}/deployments`, {
     body: {
       apiVersion: "apps/v1",
@@ -90,7 +100,6 @@ async function handle(app: App): Promise<void> {
       },
     },
   });
-  event(app, "DeploymentCreated", `Created Deployment ${name}`);
   await rest.request("POST", `/api/v1/namespaces/${namespace}/services`, {
     body: {
       apiVersion: "v1",
@@ -103,7 +112,7 @@ async function handle(app: App): Promise<void> {
       },
     },
   });
-  event(app, "ServiceCreated", `Created Service ${name}`);
+  if (!minimal) event(app, "Created", `Created Deployment ${name}, Service ${name}`);
   await rest.request("PATCH", `${base}/${name}/status`, {
     body: { status: { availableReplicas: 0, observedGeneration: app.metadata.generation } },
     contentType: PatchType.merge,
