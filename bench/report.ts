@@ -234,6 +234,19 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
       "",
     ]);
   }
+  const hist = f.apiserverWebhookDuration as { calls: number; within5ms: number; within25ms: number } | undefined;
+  if (hist?.calls) {
+    const [p5, p25] = [hist.within5ms / hist.calls, hist.within25ms / hist.calls];
+    const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+    rows.push([
+      `Webhook calls within 5 ms / 25 ms by the API server's histogram, ${hist.calls} calls during the admission creates`,
+      `${pct(p5)} / ${pct(p25)}`,
+      "",
+      "",
+      ">= 90% / >= 99%",
+      yes(p5 >= 0.9 && p25 >= 0.99),
+    ]);
+  }
   const heal = f.kubeplugSelfHealMs as number[] | undefined;
   const scHeal = f.sampleControllerSelfHealMs as number[] | undefined;
   if (heal) {
