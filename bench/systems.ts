@@ -17,7 +17,7 @@ rules:
 export async function benchControlPlane(
   options: { audit?: boolean; controllerManager?: boolean } = {},
 ): Promise<ControlPlane & { auditLog?: string }> {
-  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const args = ["--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000"];
   let auditLog: string | undefined;
@@ -32,7 +32,17 @@ export async function benchControlPlane(
     serviceClusterIpRange: "10.0.0.0/12",
     controllerManager: options.controllerManager ?? true,
   });
-  return Object.assign(cp, auditLog ? { auditLog } : {});
+  if (!auditLog) return cp;
+  // The audit log lives outside the control plane's directory: remove it with the control plane.
+  const auditDir = join(auditLog, "..");
+  const stop = cp.stop.bind(cp);
+  return Object.assign(cp, {
+    auditLog,
+    stop: async () => {
+      await stop();
+      rmSync(auditDir, { recursive: true, force: true });
+    },
+  });
 }
 
 /** Runs `fn` with a fresh bench control plane and a REST client to it; stops both however `fn` ends. */
