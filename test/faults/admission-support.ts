@@ -9,14 +9,12 @@ import { connect } from "node:tls";
 import type { RestClient } from "../../core/runtime.ts";
 import { splitPem } from "../../webhooks/certs/rotation.ts";
 import { WEBHOOK_SERVER_DEFAULTS } from "../../webhooks/server.ts";
-import { APPS, RELEASE_NS, TLS_SECRET_PATH, WEBAPPS_PATH, webApp } from "./support.ts";
+import { APPS, CONFIG_PATHS, RELEASE_NS, TLS_SECRET_PATH, WEBAPPS_PATH, webApp } from "./support.ts";
+
+export { CONFIG_PATHS };
 
 export const MUTATE = "/mutate-webapp-example-com-v1-webapp";
 export const VALIDATE = "/validate-webapp-example-com-v1-webapp";
-export const CONFIG_PATHS = [
-  "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/kp-kubeplug-mutating",
-  "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/kp-kubeplug-validating",
-];
 export { RELEASE_NS };
 
 /** How one request straight to the webhook port ended. */

@@ -15,6 +15,7 @@ import { describe, type TestContext } from "node:test";
 import type { ControlPlaneComponent } from "../controlplane/index.ts";
 import { logLines, OperatorMonitor, probeCreate, type TRACED, untilApiserverReady } from "./controlplane-support.ts";
 import {
+  names as burstNames,
   createBurst,
   describeCensus,
   intact,
@@ -69,7 +70,7 @@ async function outageUnderLoad(id: string, report: Report, t: TestContext, compo
         120_000,
       );
       t.diagnostic(`${REPLICA} ready and leading: ${seconds(performance.now() - setupStarted)}`);
-      const names = Array.from({ length: APPS }, (_, i) => `load-${i}`);
+      const names = burstNames("load", APPS);
       const loadStart = monitor.samples.at(-1)?.counts ?? {};
       const burst = createBurst(cluster.rest, names, { giveUpMs: outageMs + 180_000 });
       const before = await waitFor(

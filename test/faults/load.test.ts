@@ -9,6 +9,7 @@ import type { RestClient } from "../../core/runtime.ts";
 import { fetchText, metricValue } from "../support/cluster.ts";
 import {
   APPS,
+  names as burstNames,
   createBurst,
   describeCensus,
   intact,
@@ -255,7 +256,7 @@ describe("faults under load", () => {
         await footprint(replica, report, "no WebApps");
         const total = 10_000;
         const first = 1_000;
-        const names = Array.from({ length: total }, (_, i) => `mem-${i}`);
+        const names = burstNames("mem", total);
         // More in flight than scenario 1's 16: each create waits on an admission round trip to the
         // operator, so a deeper pipeline keeps the API server busy.
         const concurrency = 32;

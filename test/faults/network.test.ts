@@ -1,20 +1,12 @@
-/**
- * Network faults between the operator and the API server: a silent stall. The operator reaches the
- * API server through a TCP proxy that, at one moment, silences every open connection for good (a NAT
- * or load balancer that lost its state) while new connections pass; nothing is closed, so only the
- * operator's own timers can notice. Default settings: no flag shortens a timer.
- */
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe } from "node:test";
-import { KubeConfig } from "@kubernetes/client-node";
 import { fetchText, metricValue } from "../support/cluster.ts";
-import { proxiedKubeConfig, startTcpProxy } from "../support/tcp-proxy.ts";
+import { startTcpProxy } from "../support/tcp-proxy.ts";
 import {
   census,
   createBurst,
   describeCensus,
   intact,
+  proxiedOperatorKubeconfig,
   scenario,
   seconds,
   waitConverged,
@@ -30,11 +22,9 @@ describe("network faults", () => {
     await withFaultCluster({}, async (cluster) => {
       const proxy = await startTcpProxy("127.0.0.1", Number(new URL(cluster.cp.server).port));
       try {
-        const kc = new KubeConfig();
-        kc.loadFromFile(cluster.operatorKubeconfig);
-        const proxiedPath = join(cluster.cp.dir, "operator-proxied.kubeconfig");
-        writeFileSync(proxiedPath, proxiedKubeConfig(kc, proxy.port).exportConfig(), { mode: 0o600 });
-        const replica = await cluster.startReplica("kubeplug-0", { kubeconfig: proxiedPath });
+        const replica = await cluster.startReplica("kubeplug-0", {
+          kubeconfig: proxiedOperatorKubeconfig(cluster, proxy.port),
+        });
         await createBurst(cluster.rest, ["before-0", "before-1"]);
         await waitConverged(cluster.rest, 2);
         // Let the informers' watches settle into their long-lived connections.

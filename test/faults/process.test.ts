@@ -5,6 +5,7 @@
  */
 import { describe } from "node:test";
 import {
+  names as burstNames,
   createBurst,
   describeCensus,
   intact,
@@ -23,7 +24,7 @@ describe("faults of the operator process", () => {
   scenario("1", "kill -9 of the manager in a burst of 200 creates, restarted at once", async (report) => {
     await withFaultCluster({}, async (cluster) => {
       const first = await cluster.startReplica("kubeplug-0");
-      const names = Array.from({ length: 200 }, (_, i) => `burst-${i}`);
+      const names = burstNames("burst", 200);
       const burst = createBurst(cluster.rest, names);
       // Kill while the burst is under way: once about a third of the WebApps exist.
       const before = await waitFor(

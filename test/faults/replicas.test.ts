@@ -5,19 +5,19 @@
  * user agent, `kubeplug (<pod name>)`. The lease timings are the chart's defaults (15 s / 10 s / 2 s).
  * Scenarios 5 and 7 are heavy (`npm run faults` only): 6, the partition, covers the fence in `npm test`.
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { describe } from "node:test";
-import { KubeConfig } from "@kubernetes/client-node";
 import { fetchText, metricValue } from "../support/cluster.ts";
-import { proxiedKubeConfig, startTcpProxy } from "../support/tcp-proxy.ts";
+import { startTcpProxy } from "../support/tcp-proxy.ts";
 import {
   createBurst,
   describeCensus,
   type FaultCluster,
   intact,
   leaseHolder,
+  names,
   operatorPid,
+  proxiedOperatorKubeconfig,
   type Replica,
   scenario,
   seconds,
@@ -101,15 +101,23 @@ async function leadingAt(replica: Replica, timeoutMs = 120_000): Promise<number>
   return Date.now();
 }
 
-/** Two replicas, the first leading, the second standing by (not serving the API server's webhook calls). */
-async function twoReplicas(cluster: FaultCluster, firstKubeconfig?: string): Promise<[Replica, Replica]> {
-  const a = await cluster.startReplica("kubeplug-a", firstKubeconfig ? { kubeconfig: firstKubeconfig } : {});
+/**
+ * Two replicas: `kubeplug-a` leading, `kubeplug-b` standing by; `admission` says which of them serves
+ * the API server's webhook calls.
+ */
+async function twoReplicas(
+  cluster: FaultCluster,
+  admission: "leader" | "standby",
+  leaderKubeconfig?: string,
+): Promise<[Replica, Replica]> {
+  const a = await cluster.startReplica("kubeplug-a", {
+    admission: admission === "leader",
+    ...(leaderKubeconfig ? { kubeconfig: leaderKubeconfig } : {}),
+  });
   await leadingAt(a);
-  const b = await cluster.startReplica("kubeplug-b", { admission: false });
+  const b = await cluster.startReplica("kubeplug-b", { admission: admission === "standby" });
   return [a, b];
 }
-
-const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 
 describe("faults with two replicas", () => {
   scenario(
@@ -118,9 +126,7 @@ describe("faults with two replicas", () => {
     async (report) => {
       await withFaultCluster({ audit: true }, async (cluster) => {
         // The standby serves admission here, so creates keep flowing while the leader dies.
-        const a = await cluster.startReplica("kubeplug-a", { admission: false });
-        await leadingAt(a);
-        const b = await cluster.startReplica("kubeplug-b");
+        const [a, b] = await twoReplicas(cluster, "standby");
         const all = names("load", 150);
         const burst = createBurst(cluster.rest, all);
         await waitFor("the burst under way", async () => (await leaseHolder(cluster.rest)) === "kubeplug-a" && true);
@@ -167,13 +173,9 @@ describe("faults with two replicas", () => {
     await withFaultCluster({ audit: true }, async (cluster) => {
       const proxy = await startTcpProxy("127.0.0.1", Number(new URL(cluster.cp.server).port));
       try {
-        const kc = new KubeConfig();
-        kc.loadFromFile(cluster.operatorKubeconfig);
-        const proxied = join(cluster.cp.dir, "leader-proxied.kubeconfig");
-        writeFileSync(proxied, proxiedKubeConfig(kc, proxy.port).exportConfig(), { mode: 0o600 });
         // The leader (through the proxy) also serves admission: a partition cuts it from the API
         // server only, as a broken route on its node would.
-        const [a, b] = await twoReplicas(cluster, proxied);
+        const [a, b] = await twoReplicas(cluster, "leader", proxiedOperatorKubeconfig(cluster, proxy.port));
         const before = names("before", 40);
         await createBurst(cluster.rest, before);
         await waitConverged(cluster.rest, before.length);
@@ -234,9 +236,7 @@ describe("faults with two replicas", () => {
     "SIGTERM of the leader with reconciles in flight",
     async (report) => {
       await withFaultCluster({ audit: true }, async (cluster) => {
-        const a = await cluster.startReplica("kubeplug-a", { admission: false });
-        await leadingAt(a);
-        const b = await cluster.startReplica("kubeplug-b");
+        const [a, b] = await twoReplicas(cluster, "standby");
         const all = names("load", 150);
         const burst = createBurst(cluster.rest, all);
         await new Promise((r) => setTimeout(r, 2_000));

@@ -7,10 +7,12 @@
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { it, type TestContext } from "node:test";
+import { KubeConfig } from "@kubernetes/client-node";
+import { pool, rssBytes } from "../../bench/lib/harness.ts";
 import { isNotFound, type KubeObject, RestClient } from "../../core/runtime.ts";
 import { type ControlPlane, ensureTools, freePort, startControlPlane } from "../controlplane/index.ts";
 import {
@@ -24,6 +26,7 @@ import {
 } from "../support/chart-operator.ts";
 import { createNamespace, fetchText } from "../support/cluster.ts";
 import { execOk } from "../support/exec.ts";
+import { proxiedKubeConfig } from "../support/tcp-proxy.ts";
 import { waitFor } from "../support/wait.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -143,7 +146,8 @@ export const RELEASE_NS = "kubeplug-system";
 export const APPS = "faults";
 const RELEASE = "kp";
 const FULL = "kp-kubeplug";
-const CONFIG_PATHS = [
+/** The chart's two webhook configurations. */
+export const CONFIG_PATHS = [
   `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${FULL}-mutating`,
   `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${FULL}-validating`,
 ];
@@ -323,6 +327,18 @@ export async function withFaultCluster<T>(options: FaultClusterOptions, fn: (clu
 
 // ---- load and its outcome -----------------------------------------------------------------------
 
+/** `n` names: `<prefix>-0` .. `<prefix>-<n-1>`. */
+export const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+
+/** A kubeconfig file with the operator's credentials that reaches the API server through a proxy on `port`. */
+export function proxiedOperatorKubeconfig(cluster: FaultCluster, port: number): string {
+  const kc = new KubeConfig();
+  kc.loadFromFile(cluster.operatorKubeconfig);
+  const path = join(cluster.cp.dir, `operator-via-${port}.kubeconfig`);
+  writeFileSync(path, proxiedKubeConfig(kc, port).exportConfig(), { mode: 0o600 });
+  return path;
+}
+
 /** A WebApp named `name` in {@link APPS}. */
 export const webApp = (name: string, replicas = 1) => ({
   apiVersion: "webapp.example.com/v1",
@@ -353,29 +369,24 @@ export async function createBurst(
 ): Promise<BurstOutcome> {
   const outcome: BurstOutcome = { created: 0, retried: 0, refusals: [] };
   const deadline = Date.now() + giveUpMs;
-  let next = 0;
-  const worker = async () => {
-    while (next < names.length) {
-      const name = names[next++] as string;
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await rest.request("POST", WEBAPPS_PATH, { body: webApp(name) });
+  await pool(names, concurrency, async (name) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await rest.request("POST", WEBAPPS_PATH, { body: webApp(name) });
+        outcome.created++;
+        return;
+      } catch (err) {
+        if (attempt > 0 && /AlreadyExists|already exists/.test(String(err))) {
           outcome.created++;
-          break;
-        } catch (err) {
-          if (attempt > 0 && /AlreadyExists|already exists/.test(String(err))) {
-            outcome.created++;
-            break;
-          }
-          outcome.retried++;
-          if (outcome.refusals.length < 5) outcome.refusals.push(String(err).slice(0, 300));
-          if (Date.now() > deadline) throw new Error(`${name} was still refused after ${giveUpMs} ms: ${String(err)}`);
-          await new Promise((r) => setTimeout(r, Math.min(1_000, 100 * 2 ** attempt)));
+          return;
         }
+        outcome.retried++;
+        if (outcome.refusals.length < 5) outcome.refusals.push(String(err).slice(0, 300));
+        if (Date.now() > deadline) throw new Error(`${name} was still refused after ${giveUpMs} ms: ${String(err)}`);
+        await new Promise((r) => setTimeout(r, Math.min(1_000, 100 * 2 ** attempt)));
       }
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, names.length) }, worker));
+  });
   return outcome;
 }
 
@@ -480,8 +491,6 @@ export async function leaseHolder(rest: RestClient): Promise<string | undefined>
 
 /** Resident set size (bytes) and open file descriptors of a process. */
 export function processFootprint(pid: number): { rssBytes: number; fds: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN);
   let fds = 0;
   for (const fd of readdirSync(`/proc/${pid}/fd`)) {
     try {
@@ -491,7 +500,7 @@ export function processFootprint(pid: number): { rssBytes: number; fds: number }
       // closed meanwhile
     }
   }
-  return { rssBytes: kb * 1024, fds };
+  return { rssBytes: rssBytes(pid), fds };
 }
 
 /** The node pid behind `bin/kubeplug` (it may exec or spawn node). */
