@@ -73,7 +73,11 @@ export interface PluginContext {
     name: string,
     fn: (obj: Named<T, N>) => readonly string[],
   ): void;
-  /** Cached reads, API writes; for watch maps and runnables (reconcilers get it on their context). */
+  /**
+   * Cached reads, API writes; for watch maps and runnables (reconcilers get it on their context).
+   * With leader election its writes are fenced by the lease: refused (FencedError) on a replica
+   * that does not lead, so a runnable that writes must need leader election.
+   */
   readonly client: Client;
   readonly logger: Logger;
   readonly metrics: Metrics;
