@@ -175,21 +175,24 @@ describe("control plane lifecycle", () => {
     const cp = await startControlPlane({ controllerManager: false });
     try {
       const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+      // A namespace of its own: without a controller manager, "default" appears only once the API
+      // server's bootstrap controller has run, which on a loaded machine can come after /readyz.
+      await core.createNamespace({ body: { metadata: { name: "restarts" } } });
       await core.createNamespacedConfigMap({
-        namespace: "default",
+        namespace: "restarts",
         body: { metadata: { name: "survivor" }, data: { kept: "yes" } },
       });
       const before = cp.pids();
       await cp.kill("kube-apiserver");
       await cp.kill("etcd");
       assert.equal(cp.pids().length, 0, "both are gone");
-      await assert.rejects(core.readNamespacedConfigMap({ namespace: "default", name: "survivor" }));
+      await assert.rejects(core.readNamespacedConfigMap({ namespace: "restarts", name: "survivor" }));
       await cp.start("etcd");
       await cp.start("kube-apiserver");
       assert.equal(cp.pids().length, 2);
       assert.notDeepEqual(cp.pids(), before, "new processes");
       // Same port and CA: the kubeconfig written at the start still works, and the data is there.
-      const kept = await core.readNamespacedConfigMap({ namespace: "default", name: "survivor" });
+      const kept = await core.readNamespacedConfigMap({ namespace: "restarts", name: "survivor" });
       assert.equal(kept.data?.kept, "yes");
       await assert.rejects(cp.start("kube-controller-manager"), /runs no kube-controller-manager/);
       await assert.rejects(cp.start("etcd"), /still running/);
