@@ -13,16 +13,24 @@
  *   the lease duration has passed since that renewal, so fenced writes never overlap another
  *   leader's, whatever the lead function's in-flight work does (the margin is lease duration minus
  *   renew deadline, 5 s by default, for request latency and clock rate).
+ * - A standby watches the Lease (one object, by field selector) instead of polling it: it sees each
+ *   renewal as it happens, so it judges expiry from the holder's last renewal rather than up to a
+ *   retry period after it (a takeover within the lease duration of the holder's death), and it tries
+ *   at once when the holder releases the lease. Without the watch (not synced yet, or broken) it
+ *   reads the Lease each retry period as client-go does; any view that is stale only costs a
+ *   Conflict, never a second leader (the update carries the resourceVersion it read).
  * Caveats: renewals are writes (one PUT per retry period while leading; a GET only after a conflict).
  */
 
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { type Lease, LeaseKind } from "../builtin-kinds.ts";
+import { Informer } from "../cache/informer.ts";
 import type { Client } from "../client/client.ts";
 import { isAlreadyExists, isConflict, isNotFound } from "../client/rest.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics/metrics.ts";
+import { objectKey } from "../object.ts";
 import { sleep } from "../sleep.ts";
 
 /** Lease timings in ms; defaults are controller-runtime's (15 s, 10 s, 2 s). */
@@ -66,6 +74,10 @@ export class LeaderElector {
   private expiresAt = 0;
   /** When the last successful acquire or renewal started (Date.now()). */
   private renewedAt = 0;
+  /** The standby's watch of the Lease; set while campaigning. */
+  private watch: Informer<Lease> | undefined;
+  /** Aborted to wake a sleeping campaign (the holder released the lease). */
+  private wake = new AbortController();
 
   constructor(options: LeaderElectorOptions) {
     if (
@@ -96,17 +108,23 @@ export class LeaderElector {
    */
   async run(signal: AbortSignal, lead: (leadSignal: AbortSignal) => Promise<void>): Promise<boolean> {
     let acquired = false;
-    while (!signal.aborted) {
-      // Bounded like a renewal: an API server that accepts connections but does not answer yet (one
-      // starting up) must not hold the campaign, nor hand over a lease already near its deadline.
-      acquired = await this.tryAcquireOrRenew(AbortSignal.any([signal, AbortSignal.timeout(this.o.renewDeadlineMs)]));
-      if (acquired) break;
-      // Retry every retry period, but right when the holder's lease expires if that comes first: a
-      // standby then takes over one lease duration after it saw the last renewal, not up to a retry
-      // period later.
-      const untilExpiry = this.expiresAt - Date.now();
-      const retry = this.o.retryPeriodMs * (1 + Math.random() * 0.2);
-      await sleep(untilExpiry > 0 ? Math.min(retry, untilExpiry + 10) : retry, signal);
+    const stopWatch = this.watchLease(signal);
+    try {
+      while (!signal.aborted) {
+        // Bounded like a renewal: an API server that accepts connections but does not answer yet (one
+        // starting up) must not hold the campaign, nor hand over a lease already near its deadline.
+        acquired = await this.tryAcquireOrRenew(AbortSignal.any([signal, AbortSignal.timeout(this.o.renewDeadlineMs)]));
+        if (acquired) break;
+        // Retry every retry period, but right when the holder's lease expires if that comes first: a
+        // standby then takes over one lease duration after the last renewal it saw, not up to a retry
+        // period later; a release seen by the watch wakes it at once.
+        if (this.wake.signal.aborted) this.wake = new AbortController();
+        const untilExpiry = this.expiresAt - Date.now();
+        const retry = this.o.retryPeriodMs * (1 + Math.random() * 0.2);
+        await sleep(untilExpiry > 0 ? Math.min(retry, untilExpiry + 10) : retry, AbortSignal.any([signal, this.wake.signal]));
+      }
+    } finally {
+      stopWatch();
     }
     if (signal.aborted) {
       // A stop that lands while the acquire succeeds must not leave the lease held until expiry.
@@ -145,6 +163,37 @@ export class LeaderElector {
     this.setLeading(false);
     if (!lost) await this.release();
     return lost;
+  }
+
+  /**
+   * Starts the standby's watch of the Lease; returns its stop. Events update the observed record (and
+   * its expiry); a release wakes the campaign.
+   */
+  private watchLease(signal: AbortSignal): () => void {
+    const stop = new AbortController();
+    const { name, namespace, client, logger } = this.o;
+    const informer = new Informer<Lease>(client.rest, LeaseKind, {
+      namespace,
+      fieldSelector: `metadata.name=${name}`,
+      logger,
+    });
+    const seen = (lease: Lease) => {
+      if (this.watch !== informer) return;
+      this.observe(lease);
+      const spec = lease.spec ?? {};
+      if (spec.holderIdentity && spec.holderIdentity !== this.identity) {
+        this.expiresAt = this.observedAt + (spec.leaseDurationSeconds ?? this.o.leaseDurationMs / 1000) * 1000;
+      } else if (!spec.holderIdentity) {
+        this.wake.abort();
+      }
+    };
+    informer.addHandler({ onAdd: seen, onUpdate: (_old, lease) => seen(lease) });
+    this.watch = informer;
+    void informer.start(AbortSignal.any([signal, stop.signal]));
+    return () => {
+      if (this.watch === informer) this.watch = undefined;
+      stop.abort();
+    };
   }
 
   private setLeading(value: boolean): void {
@@ -204,9 +253,11 @@ export class LeaderElector {
       const held = !!spec.holderIdentity && spec.holderIdentity !== this.identity;
       const durationMs = (spec.leaseDurationSeconds ?? Math.ceil(leaseDurationMs / 1000)) * 1000;
       if (held && Date.now() < this.observedAt + durationMs) {
-        // Someone else holds an unexpired lease. Refresh our view now and then (uncached read) so
-        // expiry is judged from the latest record.
-        const fresh = await client.reader.get(LeaseKind, name, namespace, opts);
+        // Someone else holds an unexpired lease. The watch keeps our view current; without it, read
+        // the record (uncached) so expiry is judged from the latest renewal.
+        const fresh = this.watch?.hasSynced
+          ? this.watch.store.get(objectKey({ metadata: { name, namespace } }))
+          : await client.reader.get(LeaseKind, name, namespace, opts);
         if (fresh) this.observe(fresh);
         const fs = fresh?.spec ?? {};
         if (fs.holderIdentity && fs.holderIdentity !== this.identity && Date.now() < this.observedAt + durationMs) {
