@@ -36,8 +36,11 @@ export class FencedError extends Error {
   override name = "FencedError";
 }
 
-/** Throws {@link FencedError} when writes are not allowed now. */
-export type WriteFence = () => void;
+/**
+ * Throws {@link FencedError} when writes are not allowed now; otherwise may return a signal that
+ * aborts when the right to write ends (a lost lease), which aborts the writes then in flight.
+ */
+export type WriteFence = () => AbortSignal | undefined;
 
 type Patch = Record<string, unknown> | readonly Record<string, unknown>[];
 
@@ -66,15 +69,32 @@ export class Client {
 
   /**
    * The same client whose writes first ask `fence`, which throws {@link FencedError} to refuse one
-   * (the manager fences the controllers' writes with the leader lease). Reads are not fenced.
+   * (the manager fences the controllers' writes with the leader lease) and may return a signal that
+   * abandons the write in flight (also a {@link FencedError}). Reads are not fenced.
    */
   fenced(fence: WriteFence): Client {
     return new Client(this.rest, this.cache, { fieldManager: this.fieldManager, fence });
   }
 
   private async write<T>(method: string, path: string, options: RequestOptions): Promise<T> {
-    this.fence?.();
-    return this.rest.request<T>(method, path, options);
+    const term = this.fence?.();
+    if (!term) return this.rest.request<T>(method, path, options);
+    // A write in flight when the right to write ends is abandoned: after a lost lease another replica
+    // may lead, and a request hanging on an API server that lost etcd would otherwise hold the
+    // controllers' drain (and the next term) until its own timeout.
+    try {
+      return await this.rest.request<T>(method, path, {
+        ...options,
+        signal: options.signal ? AbortSignal.any([options.signal, term]) : term,
+      });
+    } catch (err) {
+      if (term.aborted && !options.signal?.aborted) {
+        throw new FencedError(
+          `${method} ${path} abandoned in flight: the right to write ended (it may or may not have been applied)`,
+        );
+      }
+      throw err;
+    }
   }
 
   private async synced<T extends KubeObject, N extends boolean>(kind: Kind<T, N>): Promise<KindInformers<Named<T, N>>> {

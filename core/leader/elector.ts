@@ -12,7 +12,9 @@
  *   deadline of the start of the last successful renewal. A standby can take the lease only after
  *   the lease duration has passed since that renewal, so fenced writes never overlap another
  *   leader's, whatever the lead function's in-flight work does (the margin is lease duration minus
- *   renew deadline, 5 s by default, for request latency and clock rate).
+ *   renew deadline, 5 s by default, for request latency and clock rate). Writes still in flight
+ *   when a term is lost are abandoned ({@link LeaderElector.termSignal}): a reconcile stuck on an API
+ *   server that lost etcd ends then, so the term drains and the next one can begin at once.
  * - A standby watches the Lease (one object, by field selector) instead of polling it: it sees each
  *   renewal as it happens, so it judges expiry from the holder's last renewal rather than up to a
  *   retry period after it (a takeover within the lease duration of the holder's death), and it tries
@@ -76,6 +78,8 @@ export class LeaderElector {
   private renewedAt = 0;
   /** The standby's watch of the Lease; set while campaigning. */
   private watch: Informer<Lease> | undefined;
+  /** Aborted when the current term is lost (not when it ends cleanly). */
+  private term = new AbortController();
   /** Aborted to wake a sleeping campaign (the holder released the lease). */
   private wake = new AbortController();
 
@@ -131,6 +135,7 @@ export class LeaderElector {
       if (acquired) await this.release();
       return false;
     }
+    this.term = new AbortController();
     this.setLeading(true);
     this.log.info("became leader");
     const leadAbort = new AbortController();
@@ -152,8 +157,10 @@ export class LeaderElector {
       if (!(await this.tryAcquireOrRenew(attempt)) && Date.now() >= deadline) {
         lost = true;
         this.log.error("lost the lease (could not renew within the renew deadline)");
-        // Not leading from now on (the gauge and the write fence), while `lead` drains.
+        // Not leading from now on (the gauge and the write fence), while `lead` drains; writes in
+        // flight are abandoned so the drain does not wait on them.
         this.setLeading(false);
+        this.term.abort();
         leadAbort.abort();
         break;
       }
@@ -208,6 +215,14 @@ export class LeaderElector {
       this.observedAt = Date.now();
     }
     this.observed = lease;
+  }
+
+  /**
+   * Aborts when the current (or last) term is lost: the writes then in flight are abandoned. A clean
+   * stop does not abort it (in-flight work finishes while the lease is still renewed).
+   */
+  get termSignal(): AbortSignal {
+    return this.term.signal;
   }
 
   /**

@@ -184,8 +184,8 @@ export class Manager {
   }
 
   /** The write fence of {@link controllerClient}. */
-  private assertMayWrite(): void {
-    if (this.elector?.mayWrite()) return;
+  private assertMayWrite(): AbortSignal | undefined {
+    if (this.elector?.mayWrite()) return this.elector.termSignal;
     this.metrics.fencedWrites.inc();
     throw new FencedError(
       `write refused: this replica does not hold the leader lease "${this.config.leaderElectionId}" or has not renewed it within the renew deadline (${this.config.renewDeadlineMs} ms), so another replica may be leading`,

@@ -1,8 +1,9 @@
 /**
  * Losing the leader lease is not fatal: with the API server unreachable past the renew deadline the
  * manager stops its controllers but keeps running (health, metrics, caches), and once the API server
- * answers again it takes the lease back and reconciles, with the default informer backoff. The outage
- * is a refusing TCP proxy in front of a real API server.
+ * answers again it takes the lease back and reconciles, with the default informer backoff. A write in
+ * flight when the lease is lost is abandoned. The outage is a TCP proxy in front of a real API server,
+ * silent and then refusing.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -66,11 +67,25 @@ describe("losing the leader lease", () => {
     await create("before");
     await reconciled("before");
 
+    // Silence first (every connection held, nothing answered), so a controller write is in flight
+    // when the lease is lost; then refuse, dropping what was held.
+    proxy.setMode("blackhole");
+    proxy.freezeCurrent();
+    const cutAt = performance.now();
+    const inFlight = tm.manager.controllerClient.create(ConfigMapKind, { metadata: { name: "in-flight", namespace: NS } }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    await waitFor("the lease to be lost", () => !tm.manager.isLeader, { timeoutMs: 60_000 });
+    t.diagnostic(`lease lost ${((performance.now() - cutAt) / 1000).toFixed(1)} s after the API server went silent`);
+    // Abandoned when the lease was lost, not left to its own timeout: the drain does not wait on it.
+    const abandoned = await inFlight;
+    assert.ok(
+      abandoned instanceof FencedError && /abandoned in flight/.test(abandoned.message),
+      `the write in flight ends with a FencedError saying it was abandoned, got ${String(abandoned)}`,
+    );
     proxy.setMode("refuse");
     proxy.cut();
-    const cutAt = performance.now();
-    await waitFor("the lease to be lost", () => !tm.manager.isLeader, { timeoutMs: 60_000 });
-    t.diagnostic(`lease lost ${((performance.now() - cutAt) / 1000).toFixed(1)} s after the API server went away`);
     const health = await fetchText(`${tm.healthUrl}/healthz`);
     assert.equal(health.status, 200, "the process and its health server are still up");
     const metrics = (await fetchText(tm.metricsUrl)).text;
