@@ -8,7 +8,9 @@
  * well: loading kubeconfig/in-cluster config and authentication (token files, exec plugins, client
  * certificates), which `applySecurityAuthentication` turns into headers and a TLS dispatcher.
  */
-import { HttpMethod, type KubeConfig, RequestContext } from "@kubernetes/client-node";
+// Files, not the package index: the index also loads the generated API (slim-client-node.ts).
+import type { KubeConfig } from "@kubernetes/client-node/dist/config.js";
+import { HttpMethod, RequestContext } from "@kubernetes/client-node/dist/gen/http/http.js";
 import { Agent, type Dispatcher } from "undici";
 
 /** A Kubernetes `Status` object, as returned with errors. */

@@ -5,7 +5,8 @@
  * stripping, which has no decorator metadata (FINDINGS.md).
  */
 import { existsSync, readFileSync } from "node:fs";
-import { KubeConfig } from "@kubernetes/client-node";
+// The file, not the package index: the index also loads the generated API (slim-client-node.ts).
+import { KubeConfig } from "@kubernetes/client-node/dist/config.js";
 import { Container } from "inversify";
 import { NamespaceKind, PodKind } from "../builtin-kinds.ts";
 import { SharedCache, type SharedCacheOptions } from "../cache/shared-cache.ts";
