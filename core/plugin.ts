@@ -4,6 +4,7 @@
  * manager loads the plugins named in its configuration; `kubeplug manifests` runs the same `setup()`
  * without a cluster to generate CRDs, RBAC and webhook configurations.
  */
+import type { CacheScope } from "./cache/shared-cache.ts";
 import type { Client } from "./client/client.ts";
 import type { ForStep } from "./controller/builder.ts";
 import type { Kind } from "./kinds.ts";
@@ -64,6 +65,14 @@ export interface PluginContext {
   controller(name: string): ForStep;
   /** The admission webhooks of a kind: `.default(fn?)` and `.validate(fn?)`. */
   webhooks<T extends KubeObject, N extends boolean>(kind: Kind<T, N>): WebhookBuilder<Named<T, N>>;
+  /**
+   * What the shared cache keeps of a kind, for every plugin: label/field selectors, a transform
+   * applied before storing, or `uncached` (reads go to the API server). Declare it before any
+   * controller uses the kind; one scope per kind in a process, so another plugin's different
+   * scope, or another plugin's controller on a scoped kind, fails setup with both named.
+   * `ctx.cache(k8s.Secret, { labelSelector: "app.kubernetes.io/managed-by=my-op" })`.
+   */
+  cache<T extends KubeObject, N extends boolean>(kind: Kind<T, N>, scope: CacheScope<Named<T, N>>): void;
   /**
    * A cache index for a kind (e.g. Tenants by `spec.namespace`), read with
    * `client.list(kind, { index: { name, value } })` by reconcilers, watch maps and webhooks.

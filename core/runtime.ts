@@ -6,7 +6,14 @@
 
 export * from "./builtin-kinds.ts";
 export { type EventHandler, Informer, type InformerOptions } from "./cache/informer.ts";
-export { KindInformers, type ListOptions, SharedCache, type SharedCacheOptions } from "./cache/shared-cache.ts";
+export {
+  type CacheScope,
+  CacheScopeError,
+  KindInformers,
+  type ListOptions,
+  SharedCache,
+  type SharedCacheOptions,
+} from "./cache/shared-cache.ts";
 export { BY_CONTROLLER_UID, BY_NAMESPACE, type IndexFunc, Store } from "./cache/store.ts";
 export { Client, type DeleteOptions, FencedError, type WriteFence, type WriteOptions } from "./client/client.ts";
 export {

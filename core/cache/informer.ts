@@ -44,7 +44,7 @@ export interface EventHandler<T extends KubeObject = KubeObject> {
 }
 
 /** Tuning; the defaults are client-go's. Tests shorten them. */
-export interface InformerOptions {
+export interface InformerOptions<T extends KubeObject = KubeObject> {
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
@@ -55,6 +55,11 @@ export interface InformerOptions {
    * past its timeout is presumed dead (see the module comment).
    */
   watchTimeoutSeconds?: readonly [number, number];
+  /**
+   * Applied to every object before it is stored (a plugin's cache scope): keep only what readers
+   * need. It gets a fresh object it may change or replace; it must keep the metadata.
+   */
+  transform?: (obj: T) => T;
   /** Told of each stall detected and each relist after 410 (for metrics). */
   onStall?: (kind: string) => void;
   onRelist?: (kind: string) => void;
@@ -75,7 +80,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   /** The namespace watched; undefined for all namespaces (or a cluster-scoped kind). */
   readonly namespace: string | undefined;
   private readonly rest: RestClient;
-  private readonly options: InformerOptions;
+  private readonly options: InformerOptions<T>;
   private readonly handlers = new Set<EventHandler<T>>();
   private readonly log: Logger;
   private resourceVersion: string | undefined;
@@ -84,7 +89,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   /** Counters for tests and diagnostics. */
   readonly stats = { lists: 0, watches: 0, relists: 0, stalls: 0 };
 
-  constructor(rest: RestClient, kind: Kind<T>, options: InformerOptions = {}) {
+  constructor(rest: RestClient, kind: Kind<T>, options: InformerOptions<NoInfer<T>> = {}) {
     this.rest = rest;
     this.kind = kind;
     this.options = options;
@@ -203,7 +208,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         // Items of a list carry no apiVersion/kind; fill them in so every cached object is whole.
         item.apiVersion ??= apiVersionOf(this.kind);
         item.kind ??= this.kind.kind;
-        items.push(toStored(item));
+        items.push(this.prepare(item));
       }
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
       continueToken = page.metadata?.continue || undefined;
@@ -274,6 +279,12 @@ export class Informer<T extends KubeObject = KubeObject> {
     return delivered;
   }
 
+  /** The object as stored: the scope's transform, then {@link toStored}. */
+  private prepare(obj: T): T {
+    const { transform } = this.options;
+    return toStored(transform ? transform(obj) : obj);
+  }
+
   private apply(event: WatchEvent): void {
     if (event.type === "ERROR") {
       const status = event.object as { code?: number; message?: string; reason?: string };
@@ -291,14 +302,14 @@ export class Informer<T extends KubeObject = KubeObject> {
       if (rv) this.resourceVersion = rv;
       return;
     }
-    toStored(obj);
+    const stored = this.prepare(obj);
     if (event.type === "DELETED") {
-      const old = this.store.remove(objectKey(obj));
-      this.emit("onDelete", old ?? obj);
+      const old = this.store.remove(objectKey(stored));
+      this.emit("onDelete", old ?? stored);
     } else {
-      const old = this.store.upsert(obj);
-      if (old) this.emit("onUpdate", old, obj);
-      else this.emit("onAdd", obj);
+      const old = this.store.upsert(stored);
+      if (old) this.emit("onUpdate", old, stored);
+      else this.emit("onAdd", stored);
     }
     if (rv) this.resourceVersion = rv;
   }

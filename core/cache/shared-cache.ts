@@ -4,6 +4,12 @@
  *
  * When the manager watches a set of namespaces, a namespaced kind gets one informer per namespace and
  * cluster-scoped kinds one cluster-wide informer; reads merge them transparently.
+ *
+ * A kind's cache can be scoped ({@link CacheScope}, declared by a plugin with `ctx.cache(kind, ...)`,
+ * as controller-runtime's cache `ByObject` options): label and field selectors, a transform applied
+ * before storing, or no cache at all (reads go to the API server). One scope per kind for the whole
+ * process, since every plugin reads the same cache: it must be declared before anything caches the
+ * kind, and a second, different declaration is an error naming both.
  */
 import type { RestClient } from "../client/rest.ts";
 import { type Kind, kindId } from "../kinds.ts";
@@ -19,7 +25,51 @@ export interface SharedCacheOptions {
   namespaces?: readonly string[];
   logger?: Logger;
   /** Passed to every informer (tests shorten timeouts). */
-  informer?: Omit<InformerOptions, "namespace" | "logger">;
+  informer?: Omit<InformerOptions, "namespace" | "logger" | "labelSelector" | "fieldSelector" | "transform">;
+}
+
+/**
+ * What the cache keeps of a kind (see the module comment). Objects outside the selectors are not in
+ * the cache at all: `client.get` does not find them and no controller hears of them, so a controller
+ * that owns the kind must create its children inside the scope.
+ */
+export interface CacheScope<T extends KubeObject = KubeObject> {
+  /** Only objects with these labels, e.g. `app.kubernetes.io/managed-by=my-operator`. */
+  labelSelector?: string;
+  /** Only objects matching these fields, e.g. `type=kubernetes.io/tls` for Secrets. */
+  fieldSelector?: string;
+  /**
+   * Applied to each object before it is stored: return it with only what readers need (drop a
+   * Secret's data, a Pod's spec). It gets an object of its own; keep `metadata` whole.
+   */
+  transform?: (obj: T) => T;
+  /**
+   * Not cached at all: `client.get` and `client.list` read from the API server (a request each),
+   * and no controller can watch the kind. For kinds read rarely and numerous in a cluster.
+   */
+  uncached?: boolean;
+}
+
+/** A cache scope and who declared it. */
+interface DeclaredScope {
+  scope: CacheScope;
+  by: string;
+}
+
+/** A cache scope as text, to compare declarations and name them in errors. */
+function describeScope(scope: CacheScope): string {
+  if (scope.uncached) return "uncached";
+  const parts = [
+    scope.labelSelector ? `labelSelector "${scope.labelSelector}"` : "",
+    scope.fieldSelector ? `fieldSelector "${scope.fieldSelector}"` : "",
+    scope.transform ? "a transform" : "",
+  ].filter(Boolean);
+  return parts.length ? parts.join(", ") : "everything";
+}
+
+/** Thrown for a cache scope that cannot apply (declared too late, conflicting, or a watch of an uncached kind). */
+export class CacheScopeError extends Error {
+  override name = "CacheScopeError";
 }
 
 /** Filters for {@link SharedCache.list}. */
@@ -100,6 +150,7 @@ export class SharedCache {
   private readonly rest: RestClient;
   private readonly options: SharedCacheOptions;
   private readonly kinds = new Map<string, KindInformers>();
+  private readonly scopes = new Map<string, DeclaredScope>();
   private signal: AbortSignal | undefined;
   private readonly running: Promise<void>[] = [];
   private readonly log: Logger;
@@ -115,11 +166,51 @@ export class SharedCache {
     return this.options.namespaces ?? [];
   }
 
+  /**
+   * Sets what the cache keeps of `kind`; `by` names the declarer in errors. Throws a
+   * {@link CacheScopeError} when the kind is cached already or has a different scope; with `check`
+   * it only checks.
+   */
+  scope(kind: Kind, scope: CacheScope, by: string, options: { check?: boolean } = {}): void {
+    const id = kindId(kind);
+    const declared = this.scopes.get(id);
+    const wanted = scope;
+    if (declared) {
+      if (declared.scope.transform === wanted.transform && describeScope(declared.scope) === describeScope(wanted)) return;
+      throw new CacheScopeError(
+        `the cache of ${kind.kind} is scoped by ${declared.by} (${describeScope(declared.scope)}); ${by} declares another scope (${describeScope(wanted)}): one scope per kind, since all plugins share the cache`,
+      );
+    }
+    if (this.kinds.has(id)) {
+      throw new CacheScopeError(
+        `${by} scopes the cache of ${kind.kind} (${describeScope(wanted)}), but ${kind.kind} is already cached whole (a controller or an earlier plugin uses it): the scope would hide objects from it`,
+      );
+    }
+    if (!options.check) this.scopes.set(id, { scope: wanted, by });
+  }
+
+  /** The declared scope of a kind and who declared it, if any. */
+  scopeOf(kind: Kind): { scope: CacheScope; by: string } | undefined {
+    return this.scopes.get(kindId(kind));
+  }
+
+  /** Whether reads of `kind` bypass the cache (a scope with `uncached`). */
+  isUncached(kind: Kind): boolean {
+    return this.scopes.get(kindId(kind))?.scope.uncached === true;
+  }
+
   /** The informers of a kind, created on first use (and started at once if the cache runs). */
   informer<T extends KubeObject, N extends boolean>(kind: Kind<T, N>): KindInformers<Named<T, N>> {
     const id = kindId(kind);
     let entry = this.kinds.get(id) as KindInformers<Named<T, N>> | undefined;
     if (!entry) {
+      const declared = this.scopes.get(id);
+      if (declared?.scope.uncached) {
+        throw new CacheScopeError(
+          `${kind.kind} is not cached (${declared.by} declared it uncached), so it cannot be watched or indexed; client.get and client.list read it from the API server`,
+        );
+      }
+      const scope = (declared?.scope ?? {}) as unknown as CacheScope<Named<T, N>>;
       const namespaces = kind.namespaced && this.namespaces.length > 0 ? this.namespaces : [undefined];
       const informers = namespaces.map(
         (namespace) =>
@@ -127,6 +218,9 @@ export class SharedCache {
             ...this.options.informer,
             logger: this.log,
             ...(namespace ? { namespace } : {}),
+            ...(scope.labelSelector ? { labelSelector: scope.labelSelector } : {}),
+            ...(scope.fieldSelector ? { fieldSelector: scope.fieldSelector } : {}),
+            ...(scope.transform ? { transform: scope.transform } : {}),
           }),
       );
       entry = new KindInformers(kind as unknown as Kind<Named<T, N>>, informers);

@@ -6,7 +6,7 @@
  * read are frozen: copy them (`structuredClone`) before changing. Writes return the API's answer.
  * `reader` reads straight from the API for the rare case that needs it (uncached, costs a request).
  */
-import type { KindInformers, ListOptions, SharedCache } from "../cache/shared-cache.ts";
+import { CacheScopeError, type KindInformers, type ListOptions, type SharedCache } from "../cache/shared-cache.ts";
 import { apiVersionOf, collectionPath, type Kind, objectPath } from "../kinds.ts";
 import type { KubeObject, Named } from "../object.ts";
 import { isNotFound, PatchType, type RequestOptions, type RestClient } from "./rest.ts";
@@ -103,17 +103,32 @@ export class Client {
     return informer;
   }
 
-  /** An object from the cache, or undefined when it does not exist. */
+  /**
+   * An object from the cache, or undefined when it does not exist (or is outside the kind's cache
+   * scope). A kind declared uncached is read from the API server.
+   */
   async get<T extends KubeObject, N extends boolean>(
     kind: Kind<T, N>,
     name: string,
     namespace?: string,
   ): Promise<Named<T, N> | undefined> {
+    if (this.cache.isUncached(kind)) return this.reader.get(kind, name, namespace);
     return (await this.synced(kind)).get(name, namespace);
   }
 
-  /** Objects from the cache. */
+  /** Objects from the cache; a kind declared uncached is listed from the API server. */
   async list<T extends KubeObject, N extends boolean>(kind: Kind<T, N>, options: ListOptions = {}): Promise<Named<T, N>[]> {
+    if (this.cache.isUncached(kind)) {
+      if (options.index) {
+        throw new CacheScopeError(
+          `${kind.kind} is not cached, so it has no index "${options.index.name}": list it by namespace or labels`,
+        );
+      }
+      const selector = Object.entries(options.labels ?? {})
+        .map(([k, v]) => `${k}=${v}`)
+        .join(",");
+      return this.reader.list(kind, options.namespace, selector || undefined);
+    }
     return (await this.synced(kind)).list(options);
   }
 

@@ -27,6 +27,7 @@ export async function inspectPlugin(plugin: Plugin, webhooks?: WebhookRegistrar)
       return { mistakes: [], handle: { enqueue: () => undefined } };
     },
     addIndex: () => undefined,
+    cache: () => undefined,
     webhooks,
     get client(): never {
       throw new Error(

@@ -6,12 +6,13 @@
  */
 import type { Server } from "node:http";
 import express from "express";
-import type { SharedCache } from "../cache/shared-cache.ts";
+import type { CacheScope, SharedCache } from "../cache/shared-cache.ts";
 import { type Client, FencedError } from "../client/client.ts";
 import type { ControllerHandle, ControllerSpec } from "../controller/builder.ts";
 import { Controller } from "../controller/controller.ts";
 import { objectReconciler } from "../controller/reconcile-context.ts";
 import { ApiEventRecorder, type EventRecorder } from "../events/recorder.ts";
+import { type Kind, kindId } from "../kinds.ts";
 import { LeaderElector } from "../leader/elector.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics/metrics.ts";
@@ -129,11 +130,28 @@ export class Manager {
     const staged: (() => void)[] = [];
     const names = new Set<string>();
     const registrar = this.webhooks;
+    const by = `plugin "${plugin.name}"`;
+    // Cache scopes apply before the plugin's controllers (which create informers); all are checked
+    // before any applies, so a plugin that fails setup leaves no scope behind.
+    const scopes: { kind: Kind; scope: CacheScope }[] = [];
     const host: PluginHost = {
       registerController: (spec) => {
         if (this.controllers.has(spec.name) || names.has(spec.name)) {
           return { mistakes: [`a controller named "${spec.name}" already exists`], handle: { enqueue: () => undefined } };
         }
+        const mistakes = spec.sources.flatMap(({ kind, role }) => {
+          const declared = scopes.find((s) => kindId(s.kind) === kindId(kind)) ?? this.cache.scopeOf(kind);
+          if (!declared) return [];
+          if (declared.scope.uncached)
+            return [`${role}(${kind.kind}): ${kind.kind} is declared uncached, so it cannot be watched`];
+          const owner = "by" in declared ? declared.by : by;
+          return owner === by
+            ? []
+            : [
+                `${role}(${kind.kind}): the cache of ${kind.kind} is scoped by ${owner}, which would hide objects from this controller`,
+              ];
+        });
+        if (mistakes.length) return { mistakes, handle: { enqueue: () => undefined } };
         names.add(spec.name);
         let target: ControllerHandle | undefined;
         const early: ObjectKey[] = [];
@@ -145,6 +163,10 @@ export class Manager {
         return { mistakes: [], handle: { enqueue: (key) => (target ? target.enqueue(key) : early.push(key)) } };
       },
       addIndex: (kind, name, fn) => staged.push(() => this.cache.addIndex(kind, name, fn)),
+      cache: (kind, scope) => {
+        this.cache.scope(kind, scope, by, { check: true });
+        scopes.push({ kind, scope });
+      },
       webhooks: registrar && {
         defaulter: (kind, fn, options) => staged.push(() => registrar.defaulter(kind, fn, options)),
         validator: (kind, fn, options) => staged.push(() => registrar.validator(kind, fn, options)),
@@ -159,6 +181,8 @@ export class Manager {
       add: (runnable) => staged.push(() => this.add(runnable)),
     };
     await plugin.setup(pluginContext(host));
+    for (const { kind, scope } of scopes) this.cache.scope(kind, scope, by, { check: true });
+    for (const { kind, scope } of scopes) this.cache.scope(kind, scope, by);
     for (const adopt of staged) adopt();
     this.plugins.push(plugin);
   }

@@ -3,6 +3,7 @@
  * what is declared) or the inspector (which records it to generate manifests). Both hand plugins the
  * same context, so a plugin cannot behave differently when its manifests are generated.
  */
+import type { CacheScope } from "../cache/shared-cache.ts";
 import { type ControllerHandle, type ControllerSpec, controllerBuilder } from "../controller/builder.ts";
 import type { Kind } from "../kinds.ts";
 import type { KubeObject } from "../object.ts";
@@ -10,9 +11,10 @@ import type { PluginContext } from "../plugin.ts";
 import { type WebhookRegistrar, webhookBuilder } from "../webhook.ts";
 
 /** What a plugin context is built over: the context's plain members, and where declarations go. */
-export interface PluginHost extends Omit<PluginContext, "controller" | "webhooks" | "addIndex"> {
+export interface PluginHost extends Omit<PluginContext, "controller" | "webhooks" | "addIndex" | "cache"> {
   registerController(spec: ControllerSpec): { mistakes: string[]; handle: ControllerHandle };
   addIndex(kind: Kind, name: string, fn: (obj: KubeObject) => readonly string[]): void;
+  cache(kind: Kind, scope: CacheScope): void;
   /** Absent when the composition root added no webhook server. */
   readonly webhooks: WebhookRegistrar | undefined;
 }
@@ -27,6 +29,7 @@ export function pluginContext(host: PluginHost): PluginContext {
       return webhookBuilder(registrar, kind);
     },
     addIndex: (kind, name, fn) => host.addIndex(kind, name, fn as (obj: KubeObject) => readonly string[]),
+    cache: (kind, scope) => host.cache(kind, scope as unknown as CacheScope),
     get client() {
       return host.client;
     },
