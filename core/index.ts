@@ -7,7 +7,6 @@ import { claimSingleton } from "./singleton.ts";
 // One copy of kubeplug per process: the package root this module belongs to.
 claimSingleton(new URL("..", import.meta.url).href);
 
-export type { CacheScope } from "./cache/shared-cache.ts";
 export type { Client } from "./client/client.ts";
 export { ApiError, isNotFound } from "./client/rest.ts";
 // Controllers and reconciling.
