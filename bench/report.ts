@@ -299,7 +299,12 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
     }
     const t = (
       adm as {
-        timings?: { apiserverCallMeanMs: Record<string, number | undefined>; handlerMeanMs?: number; eventLoopLagP99Ms?: number };
+        timings?: {
+          apiserverCallMeanMs: Record<string, number | undefined>;
+          handlerMeanMs?: number;
+          eventLoopLagP99Ms?: number;
+          admissionLagP99Ms?: number;
+        };
       }
     ).timings;
     if (t) {
@@ -307,8 +312,8 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
         .map(([type, v]) => `${type === "admit" ? "mutating" : type} ${ms(v)}`)
         .join(", ");
       rows.push([
-        "Where it goes (real creates): mean webhook call as the API server times it / as kubeplug's handler times it / kubeplug event loop delay p99",
-        `${calls} / ${ms(t.handlerMeanMs)} / ${ms(t.eventLoopLagP99Ms)}`,
+        "Where it goes (real creates): mean webhook call as the API server times it / as kubeplug's handler times it / event loop delay p99 of kubeplug's main thread / of its admission thread",
+        `${calls} / ${ms(t.handlerMeanMs)} / ${ms(t.eventLoopLagP99Ms)} / ${ms(t.admissionLagP99Ms)}`,
         "",
         "",
         "(diagnostic)",

@@ -553,6 +553,8 @@ interface Timings {
   handler?: { sum: number; count: number };
   /** The operator's event loop delay p99 since the previous scrape (prom-client resets it on each scrape). */
   eventLoopLagP99Seconds?: number;
+  /** The same for the admission thread's event loop, when admission runs on its own thread. */
+  admissionLagP99Seconds?: number;
 }
 
 /** Sums the `<name>_sum` and `<name>_count` series of a Prometheus text page, grouped by `by` (a label). */
@@ -581,10 +583,12 @@ async function admissionTimings(rest: RestClient, operatorMetricsUrl?: string): 
   if (!operatorMetricsUrl) return { apiserver };
   const text = await (await fetch(operatorMetricsUrl)).text();
   const lag = /^nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(text)?.[1];
+  const admissionLag = /^kubeplug_admission_eventloop_lag_p99_seconds (\S+)$/m.exec(text)?.[1];
   return {
     apiserver,
     handler: histogramSums(text, "controller_runtime_webhook_latency_seconds").all,
     ...(lag ? { eventLoopLagP99Seconds: Number(lag) } : {}),
+    ...(admissionLag ? { admissionLagP99Seconds: Number(admissionLag) } : {}),
   };
 }
 
@@ -599,6 +603,9 @@ function diffTimings(a: Timings, b: Timings) {
     ...(b.handler ? { handlerMeanMs: mean(a.handler ?? { sum: 0, count: 0 }, b.handler) } : {}),
     ...(b.eventLoopLagP99Seconds !== undefined
       ? { eventLoopLagP99Ms: Number((b.eventLoopLagP99Seconds * 1000).toFixed(2)) }
+      : {}),
+    ...(b.admissionLagP99Seconds !== undefined
+      ? { admissionLagP99Ms: Number((b.admissionLagP99Seconds * 1000).toFixed(2)) }
       : {}),
   };
 }

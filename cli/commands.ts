@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { managerFlagsHelp, PluginLoadError } from "../core/runtime.ts";
-import { plugins } from "../plugins/index.ts";
+import { plugins } from "./builtin-plugins.ts";
 import { packageRoot } from "./paths.ts";
 
 const root = packageRoot;

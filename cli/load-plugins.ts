@@ -9,7 +9,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
-import { isPlugin, type Plugin, PluginLoadError } from "../core/runtime.ts";
+import { isPlugin, type Plugin, PluginLoadError, recordPluginModule } from "../core/runtime.ts";
 
 /**
  * The entry file of a package directory: `exports["."]` (import/default), else `main` (its
@@ -76,9 +76,10 @@ function resolvePluginFile(specifier: string, cwd: string = process.cwd()): stri
 /** Imports the plugin a specifier names; a PluginLoadError says which specifier and what is wrong. */
 export async function loadPlugin(specifier: string, cwd: string = process.cwd()): Promise<Plugin> {
   const file = resolvePluginFile(specifier, cwd);
+  const url = pathToFileURL(file).href;
   let mod: { default?: unknown };
   try {
-    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+    mod = (await import(url)) as { default?: unknown };
   } catch (err) {
     throw new PluginLoadError(
       `--plugin ${specifier}: importing ${file} failed: ${err instanceof Error ? err.message : String(err)}`,
@@ -91,6 +92,8 @@ export async function loadPlugin(specifier: string, cwd: string = process.cwd())
       `--plugin ${specifier}: ${file} has ${got}; export default definePlugin({ name, kinds, setup }) from "kubeplug"`,
     );
   }
+  // The admission thread loads it again from there (webhooks/thread.ts).
+  recordPluginModule(plugin, { url, exportName: "default" });
   return plugin;
 }
 

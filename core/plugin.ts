@@ -108,6 +108,11 @@ export interface Plugin {
    * their status and finalizers, and Events is generated from the controllers themselves.
    */
   readonly rbac?: readonly Permission[];
+  /**
+   * Declares controllers, webhooks, indexes and cache scopes. It runs more than once: on the main
+   * thread, on the admission thread (for the webhooks) and when manifests are generated, so it must
+   * only declare, and webhooks must not rely on state a reconciler keeps in module variables.
+   */
   setup(ctx: PluginContext): void | Promise<void>;
 }
 

@@ -69,6 +69,7 @@ export { type Check, HealthChecks } from "./manager/health.ts";
 export { inspectPlugin, type PluginDeclarations } from "./manager/inspect.ts";
 export { Manager, type ManagerDeps, type ManagerExit } from "./manager/manager.ts";
 export { type PluginHost, pluginContext } from "./manager/plugin-context.ts";
+export { type PluginModule, pluginModuleOf, recordPluginModule } from "./manager/plugin-modules.ts";
 export { Metrics } from "./metrics/metrics.ts";
 export { type ObjectMeta, type OwnerReference, objectKey, splitKey, type Wire } from "./object.ts";
 export { isPlugin, type PolicyRule, type Verb } from "./plugin.ts";

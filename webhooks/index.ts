@@ -67,6 +67,7 @@ export function addWebhooks(manager: Manager): Webhooks {
     client: manager.client,
     metrics: manager.metrics,
     logger: manager.logger,
+    thread: { config, rest: manager.client.rest, plugins: () => manager.plugins },
   });
   manager.add(server);
   manager.health.addReadyCheck("webhook", () => {

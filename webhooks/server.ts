@@ -16,12 +16,22 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import type { Client, Logger, Metrics, Runnable } from "../core/runtime.ts";
+import {
+  type Client,
+  type Logger,
+  type ManagerConfig,
+  Metrics,
+  type Plugin,
+  type PluginModule,
+  type RestClient,
+  type Runnable,
+} from "../core/runtime.ts";
 import { untilAborted } from "../core/sleep.ts";
 import { admit } from "./admit.ts";
 import type { CertSource, ServingCert } from "./certs/source.ts";
 import type { WebhookEntry, WebhookRegistry } from "./registry.ts";
 import { admissionReviewSchema, reviewResponse } from "./review.ts";
+import { AdmissionThread, threadPlugins } from "./thread.ts";
 
 /** Settings of the webhook server. */
 export interface WebhookServerOptions {
@@ -37,6 +47,16 @@ export interface WebhookServerOptions {
   headersTimeoutMs?: number;
   /** Time a client has to send the whole request; default 30 s (the API server's longest webhook timeout). */
   requestTimeoutMs?: number;
+  /**
+   * Serve on the admission thread (thread.ts) when every running plugin can be loaded there; the
+   * server then runs in the thread and this one only relays certificates, metrics and readiness.
+   */
+  thread?: {
+    config: ManagerConfig;
+    rest: RestClient;
+    /** The plugins whose setup completed (read at start). */
+    plugins: () => readonly Plugin[];
+  };
 }
 
 /** How long a TLS handshake may take before the socket is closed. */
@@ -55,6 +75,7 @@ export class WebhookServer implements Runnable {
   private readonly o: WebhookServerOptions;
   private readonly log: Logger;
   private server: Server | undefined;
+  private thread: AdmissionThread | undefined;
   private listening = false;
 
   constructor(options: WebhookServerOptions) {
@@ -62,14 +83,19 @@ export class WebhookServer implements Runnable {
     this.log = options.logger.child({ component: "webhook-server" });
   }
 
-  /** True once the server accepts connections with a certificate. */
+  /** True once the server (here or on the admission thread) accepts connections with a certificate. */
   get serving(): boolean {
-    return this.listening;
+    return this.thread ? this.thread.port !== undefined : this.listening;
   }
 
   /** The bound port (useful with port 0). */
   get port(): number | undefined {
-    return (this.server?.address() as AddressInfo | null)?.port;
+    return this.thread ? this.thread.port : (this.server?.address() as AddressInfo | null)?.port;
+  }
+
+  /** True when admission is served on the admission thread. */
+  get threaded(): boolean {
+    return this.thread !== undefined;
   }
 
   /**
@@ -176,7 +202,8 @@ export class WebhookServer implements Runnable {
     return [200, reviewResponse(await admit(entry, request, client, this.o.registry.finalizersOf(entry.kind)))];
   }
 
-  async start(signal: AbortSignal): Promise<void> {
+  /** Serves until `signal` aborts; `onServing` hears the port once it serves. */
+  async start(signal: AbortSignal, onServing?: (port: number) => void): Promise<void> {
     const { certs, address } = this.o;
     let cert = certs.current();
     if (!cert) {
@@ -186,6 +213,11 @@ export class WebhookServer implements Runnable {
         untilAborted(signal).then(() => undefined),
       ]);
       if (!cert) return;
+    }
+    if (this.o.thread?.config.webhookThread) {
+      const plan = threadPlugins(this.o.thread.plugins());
+      if ("modules" in plan) return this.startThread(plan, cert, signal);
+      this.log.info({ reason: plan.reason }, "serving admission on the main thread");
     }
     const headersTimeout = this.o.headersTimeoutMs ?? WEBHOOK_SERVER_DEFAULTS.headersTimeoutMs;
     const server = createServer(
@@ -215,6 +247,7 @@ export class WebhookServer implements Runnable {
       server.listen(address.port, address.host, () => resolve());
     });
     this.listening = true;
+    onServing?.(this.port ?? address.port);
     this.log.info(
       { address: `${address.host}:${this.port}`, webhooks: this.o.registry.entries().map((e) => e.path) },
       "serving admission webhooks",
@@ -225,6 +258,38 @@ export class WebhookServer implements Runnable {
       server.close(() => resolve());
       server.closeIdleConnections();
     });
+  }
+
+  /** Runs the server on the admission thread (thread.ts) until `signal` aborts. */
+  private async startThread(
+    plan: { modules: PluginModule[]; names: string[] },
+    cert: ServingCert,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { thread: options, certs, metrics } = this.o;
+    if (!options) return;
+    const thread = new AdmissionThread(
+      {
+        config: options.config,
+        rest: options.rest.settings(),
+        modules: plan.modules,
+        plugins: plan.names,
+        address: this.o.address,
+        limits: {
+          ...(this.o.bodyLimitBytes !== undefined ? { bodyLimitBytes: this.o.bodyLimitBytes } : {}),
+          ...(this.o.headersTimeoutMs !== undefined ? { headersTimeoutMs: this.o.headersTimeoutMs } : {}),
+          ...(this.o.requestTimeoutMs !== undefined ? { requestTimeoutMs: this.o.requestTimeoutMs } : {}),
+        },
+        cert: { cert: cert.cert, key: cert.key },
+      },
+      this.log,
+    );
+    const first = !this.thread;
+    this.thread = thread;
+    if (first) metrics.delegate(Metrics.WEBHOOK_METRICS, () => this.thread?.metricsText() ?? Promise.resolve(""));
+    certs.onChange((next) => thread.setCert({ cert: next.cert, key: next.key }));
+    this.log.info({ plugins: plan.names }, "serving admission on its own thread");
+    await thread.run(signal);
   }
 }
 

@@ -151,6 +151,8 @@ export class SharedCache {
   private readonly options: SharedCacheOptions;
   private readonly kinds = new Map<string, KindInformers>();
   private readonly scopes = new Map<string, DeclaredScope>();
+  /** Indexes declared lazily, added when their kind's informer is created. */
+  private readonly pendingIndexes = new Map<string, { name: string; fn: IndexFunc }[]>();
   private signal: AbortSignal | undefined;
   private readonly running: Promise<void>[] = [];
   private readonly log: Logger;
@@ -224,18 +226,30 @@ export class SharedCache {
           }),
       );
       entry = new KindInformers(kind as unknown as Kind<Named<T, N>>, informers);
+      for (const { name, fn } of this.pendingIndexes.get(id) ?? []) entry.addIndex(name, fn);
+      this.pendingIndexes.delete(id);
       this.kinds.set(id, entry as unknown as KindInformers);
       if (this.signal) for (const informer of informers) this.running.push(informer.start(this.signal));
     }
     return entry;
   }
 
-  /** Registers a custom index for a kind, e.g. Tenants by `spec.namespace`. */
+  /**
+   * Registers a custom index for a kind, e.g. Tenants by `spec.namespace`. The kind is cached from
+   * then on; with `lazy`, only once something reads it (a cache that serves a few reads, such as the
+   * admission thread's, keeps no kind it is never asked for).
+   */
   addIndex<T extends KubeObject, N extends boolean>(
     kind: Kind<T, N>,
     name: string,
     fn: (obj: Named<T, N>) => readonly string[],
+    options: { lazy?: boolean } = {},
   ): void {
+    const id = kindId(kind);
+    if (options.lazy && !this.kinds.has(id)) {
+      this.pendingIndexes.set(id, [...(this.pendingIndexes.get(id) ?? []), { name, fn: fn as IndexFunc }]);
+      return;
+    }
     this.informer(kind).addIndex(name, fn as IndexFunc);
   }
 

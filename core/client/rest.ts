@@ -139,6 +139,11 @@ export class RestClient {
     return new RestClient(kc, dispatcher, ctx.getHeaders(), options.metrics, options.userAgent);
   }
 
+  /** What another thread needs to build the same client: the kubeconfig (as JSON) and user agent. */
+  settings(): { kubeConfig: string; userAgent: string } {
+    return { kubeConfig: this.kubeConfig.exportConfig(), userAgent: this.userAgent };
+  }
+
   /** Refreshes auth headers now and then: tokens from files and exec plugins rotate. */
   private async authHeaders(): Promise<Record<string, string>> {
     if (Date.now() - this.headersAt > HEADER_REFRESH_MS) {

@@ -162,6 +162,13 @@ const FLAGS = {
     default: ":9443",
     help: "address of the HTTPS admission webhook server (0 disables)",
   },
+  "webhook-thread": {
+    key: "webhookThread",
+    schema: bool,
+    default: "true",
+    help: "serve admission on a thread of its own, so webhook calls never wait behind reconciles and cache updates (plugins loaded from modules; false: on the main thread)",
+    boolean: true,
+  },
   "webhook-cert-dir": {
     key: "webhookCertDir",
     schema: z.string().optional(),

@@ -257,7 +257,7 @@ export class Manager {
       const app = express();
       app.disable("x-powered-by");
       app.get("/metrics", async (_req, res) => {
-        res.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
+        res.type(this.metrics.registry.contentType).send(await this.metrics.text());
       });
       servers.push(await listen(app, metricsBindAddress));
       this.logger.info({ address: `${metricsBindAddress.host}:${metricsBindAddress.port}` }, "serving metrics");

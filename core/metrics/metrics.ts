@@ -181,8 +181,36 @@ export class Metrics {
       this.collectQueues((name, g) => this.longestRunning.set({ name, controller: name }, g.longestRunningProcessorSeconds())),
   });
 
+  /** Metrics kept elsewhere (another thread), appended to the exposition; see {@link delegate}. */
+  private readonly delegated: (() => Promise<string>)[] = [];
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Names of the webhook server's metrics (they move with the server to the admission thread). */
+  static readonly WEBHOOK_METRICS = [
+    "controller_runtime_webhook_requests_total",
+    "controller_runtime_webhook_latency_seconds",
+    "controller_runtime_webhook_requests_in_flight",
+  ] as const;
+
+  /**
+   * Hands the metrics `names` to another source: they leave this registry (no series twice in one
+   * exposition) and `text()` appends what `source` returns, in the text format, at each scrape.
+   */
+  delegate(names: readonly string[], source: () => Promise<string>): void {
+    for (const name of names) this.registry.removeSingleMetric(name);
+    this.delegated.push(source);
+  }
+
+  /** The whole exposition (this registry, then delegated metrics) for /metrics. */
+  async text(): Promise<string> {
+    const own = await this.registry.metrics();
+    if (this.delegated.length === 0) return own;
+    const more = await Promise.all(this.delegated.map((source) => source().catch(() => "")));
+    const text = [own, ...more].filter(Boolean).join("\n");
+    return text.endsWith("\n") ? text : `${text}\n`;
   }
 
   private collectQueues(each: (name: string, gauges: WorkQueueGauges) => void): void {

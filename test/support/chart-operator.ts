@@ -269,8 +269,26 @@ export function runOperatorAsDeployment(options: HostOperatorOptions): HostOpera
   const rendered = container.args ?? [];
   assert.equal(rendered[0], "run", "the container runs `kubeplug run`");
   const args = [...replaceFlags(rendered, options.replace), ...(options.extraArgs ?? [])];
-  const child = spawn(options.command, args, {
+  return startOperator({
+    command: options.command,
+    args,
     env: { ...options.env, POD_NAMESPACE: options.namespace },
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+    ...(options.children ? { children: options.children } : {}),
+  });
+}
+
+/** Starts an operator process on the host (`command args`), its output kept for failure messages. */
+export function startOperator(options: {
+  command: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  cwd?: string;
+  children?: Set<ChildProcess>;
+}): HostOperator {
+  const { args } = options;
+  const child = spawn(options.command, args, {
+    env: options.env,
     stdio: ["ignore", "pipe", "pipe"],
     ...(options.cwd ? { cwd: options.cwd } : {}),
   });
