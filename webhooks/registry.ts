@@ -3,16 +3,18 @@
  * core/webhook.ts) are registered: a defaulter and/or a validator per kind. Paths follow
  * Kubebuilder's pattern (`/mutate-webapp-example-com-v1-webapp`, `/validate-...`).
  */
-import {
-  type CustomKind,
-  type Defaulter,
-  type Kind,
-  type KubeObject,
-  kindId,
-  type Operation,
-  type Validator,
-  type WebhookOptions,
-  type WebhookRegistrar,
+// Values from modules rather than core/runtime.ts (types are erased), here and in the other modules
+// the admission thread loads: the runtime entry also loads the manager (express, inversify).
+
+import { type Kind, kindId } from "../core/kinds.ts";
+import type {
+  CustomKind,
+  Defaulter,
+  KubeObject,
+  Operation,
+  Validator,
+  WebhookOptions,
+  WebhookRegistrar,
 } from "../core/runtime.ts";
 
 /** One registered webhook. */

@@ -16,16 +16,10 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import {
-  type Client,
-  type Logger,
-  type ManagerConfig,
-  Metrics,
-  type Plugin,
-  type PluginModule,
-  type RestClient,
-  type Runnable,
-} from "../core/runtime.ts";
+import type { ManagerConfig } from "../core/manager/config.ts";
+import type { PluginModule } from "../core/manager/plugin-modules.ts";
+import { Metrics } from "../core/metrics/metrics.ts";
+import type { Client, Logger, Plugin, RestClient, Runnable } from "../core/runtime.ts";
 import { untilAborted } from "../core/sleep.ts";
 import { admit } from "./admit.ts";
 import type { CertSource, ServingCert } from "./certs/source.ts";

@@ -7,18 +7,15 @@ import { parentPort, workerData } from "node:worker_threads";
 // The file, not the package index: the index also loads the generated API (slim-client-node.ts).
 import { KubeConfig } from "@kubernetes/client-node/dist/config.js";
 import { Gauge } from "prom-client";
-import {
-  Client,
-  createLogger,
-  isPlugin,
-  Metrics,
-  type Plugin,
-  type PluginHost,
-  type PluginModule,
-  pluginContext,
-  RestClient,
-  SharedCache,
-} from "../core/runtime.ts";
+// Modules rather than core/runtime.ts, which also loads the manager (express, inversify).
+import { SharedCache } from "../core/cache/shared-cache.ts";
+import { Client } from "../core/client/client.ts";
+import { RestClient } from "../core/client/rest.ts";
+import { createLogger } from "../core/logger.ts";
+import { type PluginHost, pluginContext } from "../core/manager/plugin-context.ts";
+import type { PluginModule } from "../core/manager/plugin-modules.ts";
+import { Metrics } from "../core/metrics/metrics.ts";
+import { isPlugin, type Plugin } from "../core/plugin.ts";
 import { CertHolder } from "./certs/source.ts";
 import { WebhookRegistry } from "./registry.ts";
 import { WebhookServer } from "./server.ts";

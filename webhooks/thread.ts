@@ -19,7 +19,9 @@
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import { type Logger, type ManagerConfig, type Plugin, type PluginModule, pluginModuleOf, sleep } from "../core/runtime.ts";
+import { type PluginModule, pluginModuleOf } from "../core/manager/plugin-modules.ts";
+import type { Logger, ManagerConfig, Plugin } from "../core/runtime.ts";
+import { sleep } from "../core/sleep.ts";
 import type { ServingCert } from "./certs/source.ts";
 
 /** What the thread starts from (structured-cloned into it). */
@@ -59,6 +61,11 @@ export function threadPlugins(plugins: readonly Plugin[]): { modules: PluginModu
 const ENTRY = new URL(`./thread-entry${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 /** How long the thread has to close its server and caches on stop before it is terminated. */
 const STOP_TIMEOUT_MS = 10_000;
+/**
+ * The thread's young generation: an admission allocates little, and the main thread's setting
+ * (bin/kubeplug's 16 MiB semi-spaces) would cost the thread more RSS for nothing.
+ */
+const YOUNG_GENERATION_MB = 12;
 /** How long a scrape waits for the thread's metrics. */
 const METRICS_TIMEOUT_MS = 2_000;
 
@@ -125,7 +132,11 @@ export class AdmissionThread {
 
   private runOnce(signal: AbortSignal): Promise<{ failed?: string; exitCode?: number }> {
     return new Promise((resolve) => {
-      const worker = new Worker(ENTRY, { workerData: this.settings, name: "kubeplug-admission" });
+      const worker = new Worker(ENTRY, {
+        workerData: this.settings,
+        name: "kubeplug-admission",
+        resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
+      });
       this.worker = worker;
       let failed: string | undefined;
       let served = false;
