@@ -14,8 +14,16 @@ export interface Kind<T extends KubeObject = KubeObject, N extends boolean = boo
   /** Lower-case plural resource name used in URLs, e.g. "deployments". */
   readonly plural: string;
   readonly namespaced: N;
+  /** Set on the handle `ctx.cache(kind, { metadataOnly: true })` returns: its objects carry only metadata. */
+  readonly metadataOnly?: true;
   /** Phantom field carrying the object type; never set at run time. */
   readonly __type?: T;
+}
+
+/** The handle of a kind cached metadata only: same resource, objects typed as metadata only. */
+export function metadataOnlyKind<N extends boolean>(kind: Kind<KubeObject, N>): Kind<KubeObject, N> {
+  const { group, version, kind: name, plural, namespaced } = kind;
+  return { group, version, kind: name, plural, namespaced, metadataOnly: true };
 }
 
 /** The object type of a kind, as stored (named; namespaced when the kind is). */

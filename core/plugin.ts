@@ -67,12 +67,18 @@ export interface PluginContext {
   webhooks<T extends KubeObject, N extends boolean>(kind: Kind<T, N>): WebhookBuilder<Named<T, N>>;
   /**
    * What the shared cache keeps of a kind, for every plugin: label/field selectors, a transform
-   * applied before storing, or `uncached` (reads go to the API server). Declare it before any
-   * controller uses the kind; one scope per kind in a process, so another plugin's different
-   * scope, or another plugin's controller on a scoped kind, fails setup with both named.
+   * applied before storing, `metadataOnly`, or `uncached` (reads go to the API server). Declare it
+   * before any controller uses the kind; one scope per kind in a process, so another plugin's
+   * different scope, or another plugin's controller on a scoped kind, fails setup with both named.
    * `ctx.cache(k8s.Secret, { labelSelector: "app.kubernetes.io/managed-by=my-op" })`.
+   * Returns the kind to read and watch it through: with `metadataOnly`, a kind whose objects are
+   * typed as metadata only (`const PodMeta = ctx.cache(k8s.Pod, { metadataOnly: true })`).
    */
-  cache<T extends KubeObject, N extends boolean>(kind: Kind<T, N>, scope: CacheScope<Named<T, N>>): void;
+  cache<T extends KubeObject, N extends boolean>(
+    kind: Kind<T, N>,
+    scope: CacheScope<KubeObject> & { metadataOnly: true },
+  ): Kind<KubeObject, N>;
+  cache<T extends KubeObject, N extends boolean>(kind: Kind<T, N>, scope: CacheScope<Named<T, N>>): Kind<T, N>;
   /**
    * A cache index for a kind (e.g. Tenants by `spec.namespace`), read with
    * `client.list(kind, { index: { name, value } })` by reconcilers, watch maps and webhooks.

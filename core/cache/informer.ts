@@ -35,6 +35,12 @@ import { Store, toStored } from "./store.ts";
 
 /** How long past its server-side timeout a watch may stay silent before the client gives up on it. */
 const STALL_MARGIN_SECONDS = 15;
+/**
+ * Accept headers of metadata-only lists and watches (client-go's metadata client sends the same),
+ * with plain JSON after them for a server that cannot answer so (whole objects are cached then).
+ */
+const METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+const METADATA_OBJECT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json";
 
 /** Callbacks for changes; any may be omitted. */
 export interface EventHandler<T extends KubeObject = KubeObject> {
@@ -48,6 +54,11 @@ export interface InformerOptions<T extends KubeObject = KubeObject> {
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
+  /**
+   * Lists and watches only metadata (PartialObjectMetadata, as client-go's metadata informers do):
+   * the API server sends no spec, status or data, so neither the wire nor the cache carries them.
+   */
+  metadataOnly?: boolean;
   /** Page size of lists; default 500. */
   pageSize?: number;
   /**
@@ -187,6 +198,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       try {
         page = await this.rest.request("GET", path, {
           signal,
+          ...(this.options.metadataOnly ? { accept: METADATA_LIST } : {}),
           query: {
             labelSelector: this.options.labelSelector,
             fieldSelector: this.options.fieldSelector,
@@ -255,6 +267,7 @@ export class Informer<T extends KubeObject = KubeObject> {
           fieldSelector: this.options.fieldSelector,
         },
         abort.signal,
+        this.options.metadataOnly ? { accept: METADATA_OBJECT } : {},
       );
       for await (const event of events) {
         clearTimeout(timer);
@@ -281,7 +294,10 @@ export class Informer<T extends KubeObject = KubeObject> {
 
   /** The object as stored: the scope's transform, then {@link toStored}. */
   private prepare(obj: T): T {
-    const { transform } = this.options;
+    const { transform, metadataOnly } = this.options;
+    // A PartialObjectMetadata says so in apiVersion/kind; stored under its real kind's, as
+    // controller-runtime does, so every cached object of a kind looks alike.
+    if (metadataOnly) obj = { ...obj, apiVersion: apiVersionOf(this.kind), kind: this.kind.kind };
     return toStored(transform ? transform(obj) : obj);
   }
 

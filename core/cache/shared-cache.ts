@@ -25,7 +25,7 @@ export interface SharedCacheOptions {
   namespaces?: readonly string[];
   logger?: Logger;
   /** Passed to every informer (tests shorten timeouts). */
-  informer?: Omit<InformerOptions, "namespace" | "logger" | "labelSelector" | "fieldSelector" | "transform">;
+  informer?: Omit<InformerOptions, "namespace" | "logger" | "labelSelector" | "fieldSelector" | "transform" | "metadataOnly">;
 }
 
 /**
@@ -48,6 +48,12 @@ export interface CacheScope<T extends KubeObject = KubeObject> {
    * and no controller can watch the kind. For kinds read rarely and numerous in a cluster.
    */
   uncached?: boolean;
+  /**
+   * Only metadata (names, labels, annotations, owner references) is listed, watched and cached: for
+   * kinds whose owners or labels are all a controller needs (Pods, Secrets). Read them through the
+   * kind `ctx.cache` returns, typed as metadata only; the kind itself then has no cache to read.
+   */
+  metadataOnly?: boolean;
 }
 
 /** A cache scope and who declared it. */
@@ -63,6 +69,7 @@ function describeScope(scope: CacheScope): string {
     scope.labelSelector ? `labelSelector "${scope.labelSelector}"` : "",
     scope.fieldSelector ? `fieldSelector "${scope.fieldSelector}"` : "",
     scope.transform ? "a transform" : "",
+    scope.metadataOnly ? "metadata only" : "",
   ].filter(Boolean);
   return parts.length ? parts.join(", ") : "everything";
 }
@@ -201,12 +208,21 @@ export class SharedCache {
     return this.scopes.get(kindId(kind))?.scope.uncached === true;
   }
 
-  /** The informers of a kind, created on first use (and started at once if the cache runs). */
+  /**
+   * The informers of a kind, created on first use (and started at once if the cache runs). A kind
+   * declared metadata-only is read through the handle `ctx.cache` returned: the kind itself would
+   * promise a spec its cached objects do not have.
+   */
   informer<T extends KubeObject, N extends boolean>(kind: Kind<T, N>): KindInformers<Named<T, N>> {
     const id = kindId(kind);
+    const declared = this.scopes.get(id);
+    if (declared?.scope.metadataOnly && !kind.metadataOnly) {
+      throw new CacheScopeError(
+        `${kind.kind} is cached metadata only (declared by ${declared.by}): read and watch it through the kind ctx.cache returned, or read whole objects with client.reader`,
+      );
+    }
     let entry = this.kinds.get(id) as KindInformers<Named<T, N>> | undefined;
     if (!entry) {
-      const declared = this.scopes.get(id);
       if (declared?.scope.uncached) {
         throw new CacheScopeError(
           `${kind.kind} is not cached (${declared.by} declared it uncached), so it cannot be watched or indexed; client.get and client.list read it from the API server`,
@@ -223,6 +239,7 @@ export class SharedCache {
             ...(scope.labelSelector ? { labelSelector: scope.labelSelector } : {}),
             ...(scope.fieldSelector ? { fieldSelector: scope.fieldSelector } : {}),
             ...(scope.transform ? { transform: scope.transform } : {}),
+            ...(scope.metadataOnly ? { metadataOnly: true } : {}),
           }),
       );
       entry = new KindInformers(kind as unknown as Kind<Named<T, N>>, informers);

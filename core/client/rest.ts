@@ -74,6 +74,8 @@ export interface RequestOptions {
   body?: unknown;
   contentType?: string;
   signal?: AbortSignal;
+  /** The Accept header; default application/json (metadata-only reads ask for PartialObjectMetadata). */
+  accept?: string;
 }
 
 /** One event of a watch stream. */
@@ -163,7 +165,7 @@ export class RestClient {
   ): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = {
       ...(await this.authHeaders()),
-      accept: "application/json",
+      accept: options.accept ?? "application/json",
       "user-agent": this.userAgent,
     };
     let body: string | undefined;
@@ -217,10 +219,15 @@ export class RestClient {
    * Opens a watch and yields its events until the server ends it, `signal` aborts, or the stream
    * breaks (then it throws). A non-200 answer throws {@link ApiError} (410 for an expired version).
    */
-  async *watch(path: string, query: RequestOptions["query"], signal: AbortSignal): AsyncGenerator<WatchEvent> {
+  async *watch(
+    path: string,
+    query: RequestOptions["query"],
+    signal: AbortSignal,
+    options: { accept?: string } = {},
+  ): AsyncGenerator<WatchEvent> {
     const started = performance.now();
     // bodyTimeout 0: a watch may be quiet for minutes; the informer runs its own stall timer.
-    const res = await this.send("GET", path, { query: { ...query, watch: true }, signal }, 0);
+    const res = await this.send("GET", path, { query: { ...query, watch: true }, signal, ...options }, 0);
     this.metrics?.observe("GET", String(res.statusCode), this.host, (performance.now() - started) / 1000);
     if (res.statusCode !== 200) {
       const text = await res.body.text();

@@ -144,6 +144,10 @@ export class Manager {
           if (!declared) return [];
           if (declared.scope.uncached)
             return [`${role}(${kind.kind}): ${kind.kind} is declared uncached, so it cannot be watched`];
+          if (declared.scope.metadataOnly && !kind.metadataOnly)
+            return [
+              `${role}(${kind.kind}): ${kind.kind} is cached metadata only; ${role} the kind ctx.cache returned, whose objects are typed so`,
+            ];
           const owner = "by" in declared ? declared.by : by;
           return owner === by
             ? []

@@ -5,7 +5,7 @@
  */
 import type { CacheScope } from "../cache/shared-cache.ts";
 import { type ControllerHandle, type ControllerSpec, controllerBuilder } from "../controller/builder.ts";
-import type { Kind } from "../kinds.ts";
+import { type Kind, metadataOnlyKind } from "../kinds.ts";
 import type { KubeObject } from "../object.ts";
 import type { PluginContext } from "../plugin.ts";
 import { type WebhookRegistrar, webhookBuilder } from "../webhook.ts";
@@ -29,7 +29,10 @@ export function pluginContext(host: PluginHost): PluginContext {
       return webhookBuilder(registrar, kind);
     },
     addIndex: (kind, name, fn) => host.addIndex(kind, name, fn as (obj: KubeObject) => readonly string[]),
-    cache: (kind, scope) => host.cache(kind, scope as unknown as CacheScope),
+    cache: ((kind: Kind, scope: CacheScope) => {
+      host.cache(kind, scope);
+      return scope.metadataOnly ? metadataOnlyKind(kind) : kind;
+    }) as PluginContext["cache"],
     get client() {
       return host.client;
     },

@@ -1,7 +1,8 @@
 /**
  * Cache scopes a plugin declares (`ctx.cache(kind, scope)`), against a real API server: a label
  * selector keeps other objects out of the cache and away from the controller, a transform shapes what
- * is stored, an uncached kind is read from the API server without an informer; a second plugin that
+ * is stored, an uncached kind is read from the API server without an informer, a metadata-only kind
+ * is listed and watched without its spec and read through its own typed handle; a second plugin that
  * declares another scope, or watches a kind another plugin scoped, fails setup naming both.
  */
 import assert from "node:assert/strict";
@@ -11,8 +12,11 @@ import {
   CacheScopeError,
   ConfigMapKind,
   definePlugin,
+  type Kind,
+  type KubeObject,
   type Plugin,
   PluginLoadError,
+  PodKind,
   RestClient,
   SecretKind,
 } from "../../core/runtime.ts";
@@ -46,11 +50,32 @@ function scopedPlugin(seen: Set<string>): Plugin {
   });
 }
 
+/** Caches Pods metadata only and reconciles them through the handle, recording what it saw. */
+function metadataPlugin(seen: Map<string, KubeObject>, handle: { kind?: Kind<KubeObject, true> }): Plugin {
+  return definePlugin({
+    name: "pod-metadata",
+    kinds: [],
+    setup(ctx) {
+      const PodMeta = ctx.cache(PodKind, { metadataOnly: true });
+      handle.kind = PodMeta;
+      ctx
+        .controller("pod-metadata")
+        .for(PodMeta)
+        .reconcile(async (pod) => {
+          seen.set(pod.metadata.name, pod);
+          return Action.awaitChange();
+        });
+    },
+  });
+}
+
 describe("cache scopes", () => {
   let cp: ControlPlane;
   let rest: RestClient;
   let tm: TestManager;
   const seen = new Set<string>();
+  const pods = new Map<string, KubeObject>();
+  const podMeta: { kind?: Kind<KubeObject, true> } = {};
   const configMap = (name: string, team: string) =>
     rest.request("POST", `/api/v1/namespaces/${NS}/configmaps`, {
       body: { metadata: { name, namespace: NS, labels: { team } }, data: { keep: `${name}-kept`, big: BIG } },
@@ -65,7 +90,18 @@ describe("cache scopes", () => {
     await rest.request("POST", `/api/v1/namespaces/${NS}/secrets`, {
       body: { metadata: { name: "s-1", namespace: NS }, stringData: { token: "t" } },
     });
-    tm = await startTestManager(cp.kubeconfigPath, [scopedPlugin(seen)]);
+    // No controller manager here to create the ServiceAccount (and its token) the API server requires of Pods.
+    await rest.request("POST", `/api/v1/namespaces/${NS}/serviceaccounts`, { body: { metadata: { name: "default" } } });
+    await rest.request("POST", `/api/v1/namespaces/${NS}/pods`, {
+      body: {
+        metadata: { name: "p-1", namespace: NS, labels: { app: "p" } },
+        spec: {
+          automountServiceAccountToken: false,
+          containers: [{ name: "c", image: "nginx:1.27", env: [{ name: "BIG", value: BIG }] }],
+        },
+      },
+    });
+    tm = await startTestManager(cp.kubeconfigPath, [scopedPlugin(seen), metadataPlugin(pods, podMeta)]);
   });
   after(async () => {
     await tm?.stop();
@@ -102,6 +138,44 @@ describe("cache scopes", () => {
       "no Secret informer: nothing cluster-wide is cached",
     );
     await assert.rejects(client.list(SecretKind, { index: { name: "by-x", value: "y" } }), CacheScopeError);
+  });
+
+  it("a metadata-only kind is cached without its spec, read through its handle, and not as the whole kind", async () => {
+    const reconciled = await waitFor("p-1 reconciled", () => pods.get("p-1"), { timeoutMs: 60_000 });
+    assert.equal(reconciled.metadata.labels?.app, "p");
+    assert.equal("spec" in reconciled, false, "the API server sent metadata only (no transform dropped the spec)");
+    assert.equal(reconciled.kind, "Pod", "stored under its real kind, not PartialObjectMetadata");
+    const handle = podMeta.kind;
+    assert.ok(handle?.metadataOnly);
+    const client = tm.manager.client;
+    assert.equal((await client.get(handle, "p-1", NS))?.metadata.uid, reconciled.metadata.uid);
+    await assert.rejects(client.get(PodKind, "p-1", NS), /Pod is cached metadata only \(declared by plugin "pod-metadata"\)/);
+    const whole = await client.reader.get(PodKind, "p-1", NS);
+    assert.equal(whole?.spec?.containers[0]?.name, "c", "client.reader still reads whole objects");
+    // A new Pod arrives through the metadata-only watch.
+    await rest.request("POST", `/api/v1/namespaces/${NS}/pods`, {
+      body: {
+        metadata: { name: "p-2", namespace: NS },
+        spec: { automountServiceAccountToken: false, containers: [{ name: "c", image: "nginx:1.27" }] },
+      },
+    });
+    const watched = await waitFor("p-2 reconciled", () => pods.get("p-2"), { timeoutMs: 60_000 });
+    assert.equal("spec" in watched, false);
+  });
+
+  it("a controller on the whole kind of a metadata-only scope fails setup, pointing at the handle", async () => {
+    const whole = definePlugin({
+      name: "whole-pods",
+      kinds: [],
+      setup(ctx) {
+        ctx.cache(PodKind, { metadataOnly: true });
+        ctx
+          .controller("whole-pods")
+          .for(PodKind)
+          .reconcile(async () => Action.awaitChange());
+      },
+    });
+    await fails([whole], /for\(Pod\): Pod is cached metadata only; for the kind ctx.cache returned/);
   });
 
   const fails = async (plugins: Plugin[], pattern: RegExp) => {
