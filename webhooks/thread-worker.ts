@@ -3,6 +3,7 @@
  * only, and serves them with its own client and cache until the main thread says stop.
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import { getHeapStatistics } from "node:v8";
 import { parentPort, workerData } from "node:worker_threads";
 // The file, not the package index: the index also loads the generated API (slim-client-node.ts).
 import { KubeConfig } from "@kubernetes/client-node/dist/config.js";
@@ -36,6 +37,24 @@ async function loadPlugins(modules: readonly PluginModule[], names: readonly str
     const plugin = found.get(name);
     if (!plugin) throw new Error(`plugin "${name}" is not exported by ${modules.map((m) => m.url).join(", ")}`);
     return plugin;
+  });
+}
+
+/** The thread's V8 heap and external memory, named like prom-client's `nodejs_heap_size_total_bytes` and `nodejs_external_memory_bytes`. */
+const MEMORY_METRICS = ["kubeplug_admission_heap_size_total_bytes", "kubeplug_admission_external_memory_bytes"];
+
+/** Reports the thread's heap: /metrics of the main thread shows only its own. */
+function memoryGauges(metrics: Metrics): void {
+  const read = [() => getHeapStatistics().total_heap_size, () => process.memoryUsage().external];
+  MEMORY_METRICS.forEach((name, i) => {
+    new Gauge({
+      name,
+      help: `The admission thread's ${["V8 heap size", "external (Buffer) memory"][i]} in bytes.`,
+      registers: [metrics.registry],
+      collect() {
+        this.set(read[i]?.() ?? 0);
+      },
+    });
   });
 }
 
@@ -97,6 +116,7 @@ export async function serveAdmission(): Promise<void> {
       await plugin.setup(pluginContext(host));
     }
     lagGauges(metrics);
+    memoryGauges(metrics);
     certs.set(settings.cert);
     server = new WebhookServer({ registry, certs, address: settings.address, client, metrics, logger, ...settings.limits });
   } catch (err) {
@@ -107,7 +127,7 @@ export async function serveAdmission(): Promise<void> {
     if (message.type === "cert") certs.set(message.cert);
     else if (message.type === "stop") stop.abort();
     else if (message.type === "metrics") {
-      const names = [...Metrics.WEBHOOK_METRICS, ...LAG_METRICS];
+      const names = [...Metrics.WEBHOOK_METRICS, ...LAG_METRICS, ...MEMORY_METRICS];
       void Promise.all(names.map((name) => metrics.registry.getSingleMetricAsString(name))).then((texts) =>
         send({ type: "metrics", id: message.id, text: texts.join("\n") }),
       );

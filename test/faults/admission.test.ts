@@ -87,8 +87,13 @@ function admissionLoad(cluster: FaultCluster, o: { inFlight?: number; everyMs?: 
 async function heap(replica: Replica): Promise<{ heap: number; external: number }> {
   const text = (await fetchText(replica.metricsUrl)).text;
   return {
-    heap: metricValue(text, "nodejs_heap_size_total_bytes", {}) ?? 0,
-    external: metricValue(text, "nodejs_external_memory_bytes", {}) ?? 0,
+    // Both threads: admission runs on its own thread, whose heap /metrics reports apart.
+    heap:
+      (metricValue(text, "nodejs_heap_size_total_bytes", {}) ?? 0) +
+      (metricValue(text, "kubeplug_admission_heap_size_total_bytes", {}) ?? 0),
+    external:
+      (metricValue(text, "nodejs_external_memory_bytes", {}) ?? 0) +
+      (metricValue(text, "kubeplug_admission_external_memory_bytes", {}) ?? 0),
   };
 }
 

@@ -124,6 +124,7 @@ describe("admission on its own thread", () => {
       const mutate = { webhook: "/mutate-webapp-example-com-v1-webapp", code: "200" };
       assert.ok(metricValue(text, "controller_runtime_webhook_requests_total", mutate) >= 2, text);
       assert.match(text, /^kubeplug_admission_eventloop_lag_p99_seconds /m);
+      assert.match(text, /^kubeplug_admission_heap_size_total_bytes [1-9]/m);
       assert.match(text, /^controller_runtime_reconcile_total\{/m, "the main thread's own metrics are there too");
       assert.equal(
         (text.match(/^# TYPE controller_runtime_webhook_requests_total /gm) ?? []).length,
