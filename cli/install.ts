@@ -3,7 +3,9 @@ import {
   type CustomKind,
   CustomResourceDefinitionKind,
   crdOf,
+  isNotFound,
   MutatingWebhookConfigurationKind,
+  NamespaceKind,
   objectPath,
   PatchType,
   type Plugin,
@@ -11,7 +13,7 @@ import {
   sleep,
   ValidatingWebhookConfigurationKind,
 } from "../core/runtime.ts";
-import { type Webhooks, webhookConfigurations } from "../webhooks/index.ts";
+import { NAMESPACE_NAME_LABEL, type Webhooks, webhookConfigurations } from "../webhooks/index.ts";
 
 function customKinds(plugins: readonly Plugin[]): CustomKind[] {
   return plugins.flatMap((p) => p.kinds).filter((k): k is CustomKind => "definition" in k);
@@ -67,6 +69,19 @@ export async function installWebhookConfigurations(
     ...(options.watchNamespaces ? { watchNamespaces: options.watchNamespaces } : {}),
     ...(ca ? { caBundle: ca } : {}),
   });
+  // The configurations select watched namespaces by the kubernetes.io/metadata.name label, which
+  // API servers set on every namespace only from 1.21 on: on an older one (the local control plane
+  // is 1.20) the watched namespaces get it here, or no object of theirs would reach the webhooks.
+  for (const ns of options.watchNamespaces ?? []) {
+    await rest
+      .request("PATCH", objectPath(NamespaceKind, ns), {
+        body: { metadata: { labels: { [NAMESPACE_NAME_LABEL]: ns } } },
+        contentType: PatchType.merge,
+      })
+      .catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+  }
   const names: string[] = [];
   for (const obj of objects) {
     const meta = obj.metadata as { name: string };

@@ -31,6 +31,9 @@ export interface ConfigurationOptions {
   labels?: Record<string, string>;
 }
 
+/** The label API servers (1.21 and later) set on every namespace to its name; the selectors use it. */
+export const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
+
 /**
  * Namespaced kinds: not the operator's own namespace, and only the watched ones when it watches some,
  * so two releases that each watch their own namespaces each admit only those.
@@ -38,10 +41,8 @@ export interface ConfigurationOptions {
 function namespaceSelector(e: WebhookEntry, o: ConfigurationOptions): Record<string, unknown> {
   if (!e.kind.namespaced) return {};
   const expressions = [
-    ...(o.ownNamespace ? [{ key: "kubernetes.io/metadata.name", operator: "NotIn", values: [o.ownNamespace] }] : []),
-    ...(o.watchNamespaces?.length
-      ? [{ key: "kubernetes.io/metadata.name", operator: "In", values: [...o.watchNamespaces] }]
-      : []),
+    ...(o.ownNamespace ? [{ key: NAMESPACE_NAME_LABEL, operator: "NotIn", values: [o.ownNamespace] }] : []),
+    ...(o.watchNamespaces?.length ? [{ key: NAMESPACE_NAME_LABEL, operator: "In", values: [...o.watchNamespaces] }] : []),
   ];
   return expressions.length ? { namespaceSelector: { matchExpressions: expressions } } : {};
 }

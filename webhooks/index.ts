@@ -7,7 +7,12 @@ import { WebhookRegistry } from "./registry.ts";
 import { WebhookServer } from "./server.ts";
 
 export { generateTls, type TlsBundle } from "./certs/generate.ts";
-export { type ConfigurationOptions, type WebhookTarget, webhookConfigurations } from "./configuration.ts";
+export {
+  type ConfigurationOptions,
+  NAMESPACE_NAME_LABEL,
+  type WebhookTarget,
+  webhookConfigurations,
+} from "./configuration.ts";
 export { type WebhookEntry, WebhookRegistry, webhookPath } from "./registry.ts";
 export { jsonPatch } from "./review.ts";
 export { WebhookServer } from "./server.ts";

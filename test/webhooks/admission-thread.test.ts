@@ -62,6 +62,9 @@ async function runOperator(extra: string[]): Promise<{ op: HostOperator; metrics
       "webapp,tenant",
       "--plugin",
       join(root, "test/fixtures/blocker-plugin.ts"),
+      // Watching one namespace: on this 1.20 API server, --install labels it so the webhooks select it.
+      "--namespace",
+      NS,
       "--metrics-bind-address",
       `127.0.0.1:${metricsPort}`,
       "--health-probe-bind-address",
