@@ -87,11 +87,6 @@ export class WebhookServer implements Runnable {
     return this.thread ? this.thread.port : (this.server?.address() as AddressInfo | null)?.port;
   }
 
-  /** True when admission is served on the admission thread. */
-  get threaded(): boolean {
-    return this.thread !== undefined;
-  }
-
   /**
    * The request handler. Plain node `http` rather than express: the server answers one kind of
    * request (a POST of JSON to a path looked up in a Map) and express's per-request layers (router,
@@ -208,9 +203,10 @@ export class WebhookServer implements Runnable {
       ]);
       if (!cert) return;
     }
-    if (this.o.thread?.config.webhookThread) {
-      const plan = threadPlugins(this.o.thread.plugins());
-      if ("modules" in plan) return this.startThread(plan, cert, signal);
+    const thread = this.o.thread;
+    if (thread?.config.webhookThread) {
+      const plan = threadPlugins(thread.plugins());
+      if ("modules" in plan) return this.startThread(thread, plan, cert, signal);
       this.log.info({ reason: plan.reason }, "serving admission on the main thread");
     }
     const headersTimeout = this.o.headersTimeoutMs ?? WEBHOOK_SERVER_DEFAULTS.headersTimeoutMs;
@@ -256,12 +252,12 @@ export class WebhookServer implements Runnable {
 
   /** Runs the server on the admission thread (thread.ts) until `signal` aborts. */
   private async startThread(
+    options: NonNullable<WebhookServerOptions["thread"]>,
     plan: { modules: PluginModule[]; names: string[] },
     cert: ServingCert,
     signal: AbortSignal,
   ): Promise<void> {
-    const { thread: options, certs, metrics } = this.o;
-    if (!options) return;
+    const { certs, metrics } = this.o;
     const thread = new AdmissionThread(
       {
         config: options.config,
@@ -278,9 +274,9 @@ export class WebhookServer implements Runnable {
       },
       this.log,
     );
-    const first = !this.thread;
+    // A runnable starts once: the thread (which restarts itself) is this server's for good.
     this.thread = thread;
-    if (first) metrics.delegate(Metrics.WEBHOOK_METRICS, () => this.thread?.metricsText() ?? Promise.resolve(""));
+    metrics.delegate(Metrics.WEBHOOK_METRICS, () => thread.metricsText());
     certs.onChange((next) => thread.setCert({ cert: next.cert, key: next.key }));
     this.log.info({ plugins: plan.names }, "serving admission on its own thread");
     await thread.run(signal);

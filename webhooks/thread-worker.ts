@@ -22,9 +22,6 @@ import { WebhookRegistry } from "./registry.ts";
 import { WebhookServer } from "./server.ts";
 import type { FromThread, ThreadSettings, ToThread } from "./thread.ts";
 
-/** The thread's event-loop delay, named like prom-client's `nodejs_eventloop_lag_*` (reset at each scrape, as those are). */
-const LAG_METRICS = ["p50", "p99", "max"].map((q) => `kubeplug_admission_eventloop_lag_${q}_seconds`);
-
 /** Loads the plugins named in `names` from `modules` (a plugin export, or an array of plugins). */
 async function loadPlugins(modules: readonly PluginModule[], names: readonly string[]): Promise<Plugin[]> {
   const found = new Map<string, Plugin>();
@@ -40,39 +37,49 @@ async function loadPlugins(modules: readonly PluginModule[], names: readonly str
   });
 }
 
-/** The thread's V8 heap and external memory, named like prom-client's `nodejs_heap_size_total_bytes` and `nodejs_external_memory_bytes`. */
-const MEMORY_METRICS = ["kubeplug_admission_heap_size_total_bytes", "kubeplug_admission_external_memory_bytes"];
-
-/** Reports the thread's heap: /metrics of the main thread shows only its own. */
-function memoryGauges(metrics: Metrics): void {
-  const read = [() => getHeapStatistics().total_heap_size, () => process.memoryUsage().external];
-  MEMORY_METRICS.forEach((name, i) => {
-    new Gauge({
-      name,
-      help: `The admission thread's ${["V8 heap size", "external (Buffer) memory"][i]} in bytes.`,
-      registers: [metrics.registry],
-      collect() {
-        this.set(read[i]?.() ?? 0);
-      },
-    });
-  });
-}
-
-/** Reports the thread's event-loop delay since the last scrape. */
-function lagGauges(metrics: Metrics): void {
+/**
+ * What the thread reports on the main thread's /metrics beside the webhook metrics, named like
+ * prom-client's own: its event-loop delay since the last scrape (`nodejs_eventloop_lag_*`, reset at
+ * each scrape as those are), its V8 heap and external memory (the main thread's show only its own).
+ */
+function threadGauges(metrics: Metrics): string[] {
   const delay = monitorEventLoopDelay({ resolution: 10 });
   delay.enable();
-  const read = [() => delay.percentile(50), () => delay.percentile(99), () => delay.max];
-  LAG_METRICS.forEach((name, i) => {
+  const lag = (ns: number) => (delay.count > 0 ? ns / 1e9 : 0);
+  const gauges: { name: string; help: string; read: () => number }[] = [
+    {
+      name: "eventloop_lag_p50_seconds",
+      help: "median event-loop delay since the last scrape",
+      read: () => lag(delay.percentile(50)),
+    },
+    {
+      name: "eventloop_lag_p99_seconds",
+      help: "99th percentile event-loop delay since the last scrape",
+      read: () => lag(delay.percentile(99)),
+    },
+    {
+      name: "eventloop_lag_max_seconds",
+      help: "largest event-loop delay since the last scrape",
+      read: () => {
+        const max = lag(delay.max);
+        delay.reset();
+        return max;
+      },
+    },
+    { name: "heap_size_total_bytes", help: "V8 heap size in bytes", read: () => getHeapStatistics().total_heap_size },
+    { name: "external_memory_bytes", help: "external (Buffer) memory in bytes", read: () => process.memoryUsage().external },
+  ];
+  return gauges.map(({ name, help, read }) => {
+    const full = `kubeplug_admission_${name}`;
     new Gauge({
-      name,
-      help: `The ${["median", "99th percentile", "largest"][i]} event-loop delay of the admission thread since the last scrape.`,
+      name: full,
+      help: `The admission thread's ${help}.`,
       registers: [metrics.registry],
       collect() {
-        this.set(delay.count > 0 ? (read[i]?.() ?? 0) / 1e9 : 0);
-        if (i === LAG_METRICS.length - 1) delay.reset();
+        this.set(read());
       },
     });
+    return full;
   });
 }
 
@@ -88,6 +95,7 @@ export async function serveAdmission(): Promise<void> {
   let cache: SharedCache;
   const metrics = new Metrics({ processMetrics: false });
   const certs = new CertHolder();
+  let threadMetrics: string[] = [];
   try {
     const kc = new KubeConfig();
     kc.loadFromString(settings.rest.kubeConfig);
@@ -115,8 +123,7 @@ export async function serveAdmission(): Promise<void> {
       };
       await plugin.setup(pluginContext(host));
     }
-    lagGauges(metrics);
-    memoryGauges(metrics);
+    threadMetrics = threadGauges(metrics);
     certs.set(settings.cert);
     server = new WebhookServer({ registry, certs, address: settings.address, client, metrics, logger, ...settings.limits });
   } catch (err) {
@@ -127,7 +134,7 @@ export async function serveAdmission(): Promise<void> {
     if (message.type === "cert") certs.set(message.cert);
     else if (message.type === "stop") stop.abort();
     else if (message.type === "metrics") {
-      const names = [...Metrics.WEBHOOK_METRICS, ...LAG_METRICS, ...MEMORY_METRICS];
+      const names = [...Metrics.WEBHOOK_METRICS, ...threadMetrics];
       void Promise.all(names.map((name) => metrics.registry.getSingleMetricAsString(name))).then((texts) =>
         send({ type: "metrics", id: message.id, text: texts.join("\n") }),
       );
