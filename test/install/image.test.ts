@@ -12,8 +12,8 @@ import { tmpdir } from "node:os";
 import { delimiter, dirname, join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ApiError, isNotFound, type KubeObject, RestClient } from "../../core/runtime.ts";
-import { type ControlPlane, freePort, startControlPlane } from "../controlplane/index.ts";
-import { createNamespace, fetchText } from "../support/cluster.ts";
+import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+import { createNamespace, fetchText, localListeners } from "../support/cluster.ts";
 import { execOk as run } from "../support/exec.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -247,23 +247,12 @@ describe("the kubeplug image's runtime stage, outside a container", () => {
   it("kubeplug run --install becomes ready, reconciles a WebApp and exits 0 on SIGTERM", async () => {
     const cp = await (controlPlane as Promise<ControlPlane>);
     const rest = await RestClient.create(cp.kubeConfig);
-    const [metricsPort, healthPort, webhookPort] = [await freePort(), await freePort(), await freePort()];
-    const child = spawn(
-      bin(),
-      [
-        ...(execForm(runtime, "CMD") ?? []),
-        "--kubeconfig",
-        cp.kubeconfigPath,
-        "--install",
-        "--metrics-bind-address",
-        `127.0.0.1:${metricsPort}`,
-        "--health-probe-bind-address",
-        `127.0.0.1:${healthPort}`,
-        "--webhook-bind-address",
-        `127.0.0.1:${webhookPort}`,
-      ],
-      { cwd: appDir, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const { metricsPort, healthPort, flags } = await localListeners();
+    const child = spawn(bin(), [...(execForm(runtime, "CMD") ?? []), "--kubeconfig", cp.kubeconfigPath, "--install", ...flags], {
+      cwd: appDir,
+      env: childEnv(env),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     children.add(child);
     let output = "";
     const collect = (d: string) => {

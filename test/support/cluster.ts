@@ -9,6 +9,7 @@ import {
   objectPath,
   RestClient,
 } from "../../core/runtime.ts";
+import { freePort } from "../controlplane/index.ts";
 import { waitFor } from "./wait.ts";
 
 /** Installs (or keeps) a CRD and waits until it is Established and its endpoint serves. */
@@ -79,4 +80,27 @@ export function metricValue(text: string, name: string, labels: Record<string, s
     if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
   }
   return sum;
+}
+
+/** Free ports on 127.0.0.1 for a manager's metrics, health and webhook listeners, and the flags that bind them. */
+export async function localListeners(): Promise<{
+  metricsPort: number;
+  healthPort: number;
+  webhookPort: number;
+  flags: string[];
+}> {
+  const [metricsPort, healthPort, webhookPort] = [await freePort(), await freePort(), await freePort()];
+  return {
+    metricsPort,
+    healthPort,
+    webhookPort,
+    flags: [
+      "--metrics-bind-address",
+      `127.0.0.1:${metricsPort}`,
+      "--health-probe-bind-address",
+      `127.0.0.1:${healthPort}`,
+      "--webhook-bind-address",
+      `127.0.0.1:${webhookPort}`,
+    ],
+  };
 }

@@ -17,9 +17,9 @@ import { ApiError, ConfigMapKind, collectionPath, RestClient } from "../../core/
 import { TenantKind } from "../../plugins/tenant/api.ts";
 import { WebAppKind } from "../../plugins/webapp/api.ts";
 import { FINALIZER } from "../../plugins/webapp/reconciler.ts";
-import { type ControlPlane, freePort, startControlPlane } from "../controlplane/index.ts";
+import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
 import { type HostOperator, startOperator } from "../support/chart-operator.ts";
-import { createNamespace, fetchText, metricValue } from "../support/cluster.ts";
+import { createNamespace, fetchText, localListeners, metricValue } from "../support/cluster.ts";
 
 const root = join(import.meta.dirname, "..", "..");
 const NS = "thread";
@@ -49,7 +49,7 @@ after(async () => {
 
 /** `kubeplug run --install` with the WebApp plugin and the blocking test plugin; resolves once it admits. */
 async function runOperator(extra: string[]): Promise<{ op: HostOperator; metricsPort: number }> {
-  const [metricsPort, healthPort, webhookPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const { metricsPort, flags } = await localListeners();
   const op = startOperator({
     command: process.execPath,
     args: [
@@ -65,12 +65,7 @@ async function runOperator(extra: string[]): Promise<{ op: HostOperator; metrics
       // Watching one namespace: on this 1.20 API server, --install labels it so the webhooks select it.
       "--namespace",
       NS,
-      "--metrics-bind-address",
-      `127.0.0.1:${metricsPort}`,
-      "--health-probe-bind-address",
-      `127.0.0.1:${healthPort}`,
-      "--webhook-bind-address",
-      `127.0.0.1:${webhookPort}`,
+      ...flags,
       ...extra,
     ],
     env: process.env,
