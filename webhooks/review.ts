@@ -97,16 +97,50 @@ export function denial(request: AdmissionRequest, causes: FieldCause[], warnings
   };
 }
 
+/** The longest rendering of a value in a field error; longer values are cut (strings) or named by type. */
+const SHOWN_MAX_CHARS = 256;
+
 /**
- * A value as shown in a field error: JSON, or, for an object or array nested too deep to render
- * (JSON.stringify recurses), its type, as the API server shows non-scalar values (`"object"`).
+ * A value as shown in a field error: JSON of at most SHOWN_MAX_CHARS characters; an object or array
+ * whose JSON would be longer is shown by its type, as the API server shows non-scalar values
+ * (`"object"`), and a longer string is cut. Rendered by hand within that budget rather than by
+ * JSON.stringify, whose cost grows with the whole value: a 20,000-deep object in a review took
+ * 100 ms of the admission thread per field error (a worker's 4 MiB stack lets it recurse that deep
+ * before it gives up), enough for a storm of such reviews to hold every other connection.
  */
-function shownValue(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return Array.isArray(value) ? '"array"' : '"object"';
+export function shownValue(value: unknown): string {
+  if (value !== null && typeof value === "object") {
+    return render(value, { left: SHOWN_MAX_CHARS }) ?? (Array.isArray(value) ? '"array"' : '"object"');
   }
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length <= SHOWN_MAX_CHARS ? text : `${text.slice(0, SHOWN_MAX_CHARS)}... (${text.length - SHOWN_MAX_CHARS} more characters)`;
+}
+
+/** JSON of `value` if it fits in `budget.left` characters (spent as it goes), else undefined. */
+function render(value: unknown, budget: { left: number }): string | undefined {
+  const spend = (text: string | undefined) => {
+    if (text === undefined) return undefined;
+    budget.left -= text.length;
+    return budget.left >= 0 ? text : undefined;
+  };
+  if (value === null || typeof value !== "object") {
+    // Cut a long scalar before it is quoted, so a huge string costs no more than the budget.
+    if (typeof value === "string" && value.length > budget.left) return undefined;
+    return spend(JSON.stringify(value) ?? "null");
+  }
+  const array = Array.isArray(value);
+  if (spend(array ? "[" : "{") === undefined) return undefined;
+  const parts: string[] = [];
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    if (parts.length > 0 && spend(",") === undefined) return undefined;
+    const name = array ? "" : key.length > budget.left ? undefined : spend(`${JSON.stringify(key)}:`);
+    if (name === undefined) return undefined;
+    const item = render((value as Record<string, unknown>)[key], budget);
+    if (item === undefined) return undefined;
+    parts.push(name + item);
+  }
+  return spend(array ? "]" : "}") === undefined ? undefined : (array ? "[" : "{") + parts.join(",") + (array ? "]" : "}");
 }
 
 /** Turns zod issues into field causes under `prefix` (e.g. "spec"), naming the value and what is allowed. */

@@ -66,6 +66,12 @@ const STOP_TIMEOUT_MS = 10_000;
  * (bin/kubeplug's 16 MiB semi-spaces) would cost the thread more RSS for nothing.
  */
 const YOUNG_GENERATION_MB = 12;
+/**
+ * The thread's stack, as the main thread's (node's --stack-size is 984 KiB): a worker's default of
+ * 4 MiB lets code that recurses over a review's input (a 20,000-deep object) run four times deeper,
+ * and longer, before it fails, and would make admission behave differently with --webhook-thread=false.
+ */
+const STACK_SIZE_MB = 1;
 /** How long a scrape waits for the thread's metrics. */
 const METRICS_TIMEOUT_MS = 2_000;
 
@@ -135,7 +141,7 @@ export class AdmissionThread {
       const worker = new Worker(ENTRY, {
         workerData: this.settings,
         name: "kubeplug-admission",
-        resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
+        resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB, stackSizeMb: STACK_SIZE_MB },
       });
       this.worker = worker;
       let failed: string | undefined;
