@@ -113,7 +113,9 @@ export function shownValue(value: unknown): string {
     return render(value, { left: SHOWN_MAX_CHARS }) ?? (Array.isArray(value) ? '"array"' : '"object"');
   }
   const text = JSON.stringify(value) ?? String(value);
-  return text.length <= SHOWN_MAX_CHARS ? text : `${text.slice(0, SHOWN_MAX_CHARS)}... (${text.length - SHOWN_MAX_CHARS} more characters)`;
+  return text.length <= SHOWN_MAX_CHARS
+    ? text
+    : `${text.slice(0, SHOWN_MAX_CHARS)}... (${text.length - SHOWN_MAX_CHARS} more characters)`;
 }
 
 /** JSON of `value` if it fits in `budget.left` characters (spent as it goes), else undefined. */

@@ -12,7 +12,7 @@ function nested(depth: number, leaf: unknown): unknown {
 
 describe("shownValue (a value in a field error)", () => {
   it("shows scalars and small objects and arrays as JSON, as JSON.stringify does", () => {
-    for (const value of [11, "LoadBalancer", true, null, { a: [1, "x", { b: null }] }, [], {}, [[1], { "k/\"": 2 }]]) {
+    for (const value of [11, "LoadBalancer", true, null, { a: [1, "x", { b: null }] }, [], {}, [[1], { 'k/"': 2 }]]) {
       assert.equal(shownValue(value), JSON.stringify(value));
     }
   });
