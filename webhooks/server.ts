@@ -100,15 +100,20 @@ export class WebhookServer implements Runnable {
     // node writes headers and body as two chunks (writev), which costs CPU on TLS. The write waits
     // for the check phase (setImmediate): written from the promise chain that runs inside the TLS
     // socket's read callback, each response costs more CPU (bench/README.md); the delay is one turn.
-    const reply = (res: ServerResponse, code: number, body: unknown) => {
+    const reply = (res: ServerResponse, code: number, body: unknown, close = false) => {
       const text = JSON.stringify(body);
       setImmediate(() => {
         if (res.destroyed) return;
-        res.writeHead(code, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
+        res.writeHead(code, {
+          "content-type": "application/json; charset=utf-8",
+          "content-length": Buffer.byteLength(text),
+          ...(close ? { connection: "close" } : {}),
+        });
         res.end(text);
       });
     };
-    const fail = (res: ServerResponse, code: number, message: string) => reply(res, code, { code, message });
+    const fail = (res: ServerResponse, code: number, message: string, close = false) =>
+      reply(res, code, { code, message }, close);
     return (req, res) => {
       const url = req.url ?? "/";
       const q = url.indexOf("?");
@@ -143,7 +148,7 @@ export class WebhookServer implements Runnable {
       }
       readBody(req, limit, (body) => {
         if (body === undefined) {
-          fail(res, 413, `request body is larger than the ${limit / 2 ** 20} MiB limit`);
+          fail(res, 413, `request body is larger than the ${limit / 2 ** 20} MiB limit`, true);
           return;
         }
         // Any throw, in the handler or while serializing its answer, becomes a 500 (never an
@@ -314,21 +319,57 @@ function clientError(err: NodeJS.ErrnoException, socket: Duplex, headersTimeoutM
 }
 
 /**
- * Reads a request body as text; `undefined` (after draining the rest) when it exceeds `limit` bytes,
- * or its Content-Length says it will: what was kept is released at once, the rest is dropped.
- * A request that breaks or is aborted mid-body gets no answer (its socket is gone); the response's
- * `close` event still settles the metrics.
+ * How long a connection whose request was too large stays open after its 413, unread, before it is
+ * closed: the time the client has to read the answer before the close resets the connection (Go's
+ * net/http waits 500 ms for the same reason).
+ */
+const LINGER_MS = 500;
+
+/**
+ * Reads a request body as text; `undefined` as soon as it exceeds `limit` bytes, or at once when
+ * its Content-Length says it will. The rest is not read: what was kept is released, the socket
+ * stops reading (TCP holds the client back), the answer goes out with `Connection: close`, and the
+ * socket is ended and then closed LINGER_MS later, so the client reads the answer before the close
+ * resets it. Draining the rest instead, as node does, cost a storm of 6 MiB bodies ~100 MiB of RSS
+ * that glibc kept after it (every chunk is a Buffer freed only at the next GC) and the CPU to
+ * decrypt what is thrown away. A request that breaks or is aborted mid-body gets no answer (its
+ * socket is gone); the response's `close` event still settles the metrics.
  */
 function readBody(req: IncomingMessage, limit: number, done: (body: string | undefined) => void): void {
+  const refuse = () => {
+    const socket = req.socket;
+    socket.pause();
+    // ...and stays paused: node resumes it to drain the request (IncomingMessage's read, and its
+    // _dump once the answer is written).
+    socket.resume = () => socket;
+    // node ends a `Connection: close` response's socket with destroySoon(), which closes it as soon
+    // as the answer is written: with unread bytes, that close is a reset the answer may not outrun.
+    socket.destroySoon = () => {
+      socket.end();
+      setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    };
+    done(undefined);
+  };
+  if (Number(req.headers["content-length"]) > limit) {
+    refuse();
+    return;
+  }
   // Events rather than `for await`: the async iterator cost more per request than the admission.
   const chunks: Buffer[] = [];
-  let size = Number(req.headers["content-length"]) > limit ? limit + 1 : 0;
-  req.on("data", (chunk: Buffer) => {
+  let size = 0;
+  const onData = (chunk: Buffer) => {
     size += chunk.length;
-    // Past the limit the rest is read and dropped, so the client gets the 413 instead of a reset.
-    if (size <= limit) chunks.push(chunk);
-    else chunks.length = 0;
-  });
-  req.once("end", () => done(size > limit ? undefined : Buffer.concat(chunks, size).toString("utf8")));
+    if (size <= limit) {
+      chunks.push(chunk);
+      return;
+    }
+    chunks.length = 0;
+    req.off("data", onData);
+    req.off("end", onEnd);
+    refuse();
+  };
+  const onEnd = () => done(Buffer.concat(chunks, size).toString("utf8"));
+  req.on("data", onData);
+  req.once("end", onEnd);
   req.once("error", () => req.destroy());
 }
