@@ -106,6 +106,7 @@ export class RestClient {
   private readonly metrics: RestMetrics | undefined;
   private readonly userAgent: string;
   private headers: Record<string, string>;
+  /** When the headers were last fetched, by the monotonic clock (a wall-clock step must not stall the refresh). */
   private headersAt: number;
 
   private constructor(
@@ -125,7 +126,7 @@ export class RestClient {
     this.kubeConfig = kc;
     this.dispatcher = dispatcher;
     this.headers = headers;
-    this.headersAt = Date.now();
+    this.headersAt = performance.now();
     this.metrics = metrics;
     this.userAgent = userAgent ?? "kubeplug";
   }
@@ -148,11 +149,11 @@ export class RestClient {
 
   /** Refreshes auth headers now and then: tokens from files and exec plugins rotate. */
   private async authHeaders(): Promise<Record<string, string>> {
-    if (Date.now() - this.headersAt > HEADER_REFRESH_MS) {
+    if (performance.now() - this.headersAt > HEADER_REFRESH_MS) {
       const ctx = new RequestContext(this.server, HttpMethod.GET);
       await this.kubeConfig.applySecurityAuthentication(ctx);
       this.headers = ctx.getHeaders();
-      this.headersAt = Date.now();
+      this.headersAt = performance.now();
     }
     return this.headers;
   }
