@@ -35,27 +35,32 @@ const queue: App[] = [];
 const idle: (() => void)[] = [];
 const seen = new Set<string>();
 
-/** An Event about the WebApp, sent without waiting for it, as the operator's event recorder does. */
+/** Event writes, one at a time in order (as the operator's event queue and client-go's broadcaster). */
+let events: Promise<unknown> = Promise.resolve();
+
+/** An Event about the WebApp, queued without waiting for it, as the operator's event recorder does. */
 function event(app: App, reason: string, message: string): void {
   const now = new Date().toISOString();
   const name = app.metadata.name;
-  rest
-    .request("POST", `/api/v1/namespaces/${namespace}/events`, {
-      body: {
-        apiVersion: "v1",
-        kind: "Event",
-        metadata: { name: `${name}.${Date.now().toString(16)}${Math.random().toString(16).slice(2, 6)}`, namespace },
-        involvedObject: { apiVersion: "webapp.example.com/v1", kind: "WebApp", name, namespace, uid: app.metadata.uid },
-        type: "Normal",
-        reason,
-        message,
-        count: 1,
-        firstTimestamp: now,
-        lastTimestamp: now,
-        source: { component: "raw-floor" },
-      },
-    })
-    .catch((err: unknown) => process.stderr.write(`event: ${String(err)}\n`));
+  events = events.then(() =>
+    rest
+      .request("POST", `/api/v1/namespaces/${namespace}/events`, {
+        body: {
+          apiVersion: "v1",
+          kind: "Event",
+          metadata: { name: `${name}.${Date.now().toString(16)}${Math.random().toString(16).slice(2, 6)}`, namespace },
+          involvedObject: { apiVersion: "webapp.example.com/v1", kind: "WebApp", name, namespace, uid: app.metadata.uid },
+          type: "Normal",
+          reason,
+          message,
+          count: 1,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          source: { component: "raw-floor" },
+        },
+      })
+      .catch((err: unknown) => process.stderr.write(`event: ${String(err)}\n`)),
+  );
 }
 
 async function handle(app: App): Promise<void> {

@@ -2,7 +2,10 @@
  * Kubernetes Events about objects (`kubectl describe` shows them), after client-go's recorder.
  *
  * Guarantees: recording never throws and never blocks the caller (the write happens in the
- * background; failures are logged). A repeat of the same type/reason/message for the same object
+ * background; failures are logged). Writes go out one at a time, in order, through an
+ * {@link EventQueue} the manager's recorders share (client-go's broadcaster writes the same way), so
+ * a burst of reconciles never sends a burst of Event POSTs competing with the reconciles' own
+ * writes; past 1,000 queued Events new ones are dropped and counted in the log (client-go: 1,000). A repeat of the same type/reason/message for the same object
  * within 10 minutes increments `count` and `lastTimestamp` of the existing Event instead of creating a
  * new one (client-go's EventCorrelator aggregation).
  * Caveats: aggregation state is per process; after a restart the first repeat creates a new Event.
@@ -26,6 +29,45 @@ export interface EventRecorder {
 }
 
 const AGGREGATE_WINDOW_MS = 10 * 60_000;
+/** Events waiting to be written beyond which new ones are dropped (client-go's maxQueuedEvents). */
+const MAX_QUEUED_EVENTS = 1_000;
+
+/** Event writes waiting their turn: one at a time, in order, at most `max` waiting. */
+export class EventQueue {
+  private readonly jobs: (() => Promise<void>)[] = [];
+  private running: Promise<void> | undefined;
+  private dropped = 0;
+  private readonly log: Logger;
+  private readonly max: number;
+
+  constructor(log: Logger, max = MAX_QUEUED_EVENTS) {
+    this.log = log;
+    this.max = max;
+  }
+
+  /** Queues `job` (which must not reject); false when the queue is full and it was dropped. */
+  push(job: () => Promise<void>): boolean {
+    if (this.jobs.length >= this.max) {
+      if (this.dropped++ === 0) this.log.warn({ queued: this.max }, "too many Events waiting to be written: dropping new ones");
+      return false;
+    }
+    this.jobs.push(job);
+    this.running ??= this.drain();
+    return true;
+  }
+
+  /** Resolves when every queued write has finished. */
+  async flush(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private async drain(): Promise<void> {
+    for (let job = this.jobs.shift(); job; job = this.jobs.shift()) await job();
+    if (this.dropped > 0) this.log.warn({ dropped: this.dropped }, "Events dropped while the queue was full");
+    this.dropped = 0;
+    this.running = undefined;
+  }
+}
 
 interface Seen {
   name: string;
@@ -41,32 +83,36 @@ export class ApiEventRecorder implements EventRecorder {
   private readonly log: Logger;
   private readonly host: string;
   private readonly seen = new Map<string, Seen>();
-  private readonly pending = new Set<Promise<void>>();
+  private readonly queue: EventQueue;
 
-  constructor(client: Client, component: string, log: Logger, host = process.env.HOSTNAME ?? "") {
+  /** `queue` is shared by the manager's recorders; a recorder made alone gets its own. */
+  constructor(client: Client, component: string, log: Logger, host = process.env.HOSTNAME ?? "", queue?: EventQueue) {
     this.client = client;
     this.component = component;
     this.log = log;
     this.host = host;
+    this.queue = queue ?? new EventQueue(log);
   }
 
   event(obj: KubeObject, type: EventType, reason: string, message: string): void {
-    const p = this.write(obj, type, reason, message)
-      .catch((err: unknown) => this.log.warn({ err: String(err), reason }, "could not record event"))
-      .finally(() => this.pending.delete(p));
-    this.pending.add(p);
+    // The time of the event, not of its write (which may wait behind others).
+    const now = new Date();
+    this.queue.push(() =>
+      this.write(obj, type, reason, message, now).catch((err: unknown) =>
+        this.log.warn({ err: String(err), reason }, "could not record event"),
+      ),
+    );
   }
 
-  async flush(): Promise<void> {
-    while (this.pending.size > 0) await Promise.all(this.pending);
+  flush(): Promise<void> {
+    return this.queue.flush();
   }
 
-  private async write(obj: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
+  private async write(obj: KubeObject, type: EventType, reason: string, message: string, now: Date): Promise<void> {
     const { metadata } = obj;
     // Events live in the object's namespace; cluster-scoped objects' events go to "default".
     const namespace = metadata.namespace || "default";
     const key = `${metadata.uid}|${type}|${reason}|${message}`;
-    const now = new Date();
     const previous = this.seen.get(key);
     if (previous && now.getTime() - previous.at < AGGREGATE_WINDOW_MS) {
       previous.count++;

@@ -11,7 +11,7 @@ import { type Client, FencedError } from "../client/client.ts";
 import type { ControllerHandle, ControllerSpec } from "../controller/builder.ts";
 import { Controller } from "../controller/controller.ts";
 import { objectReconciler } from "../controller/reconcile-context.ts";
-import { ApiEventRecorder, type EventRecorder } from "../events/recorder.ts";
+import { ApiEventRecorder, EventQueue, type EventRecorder } from "../events/recorder.ts";
 import { type Kind, kindId } from "../kinds.ts";
 import { LeaderElector } from "../leader/elector.ts";
 import type { Logger } from "../logger.ts";
@@ -74,6 +74,8 @@ export class Manager {
   private readonly runnables: Runnable[] = [];
   private readonly controllers = new Map<string, Controller>();
   private readonly recorders = new Map<string, EventRecorder>();
+  /** The recorders' Event writes, one at a time (see core/events/recorder.ts). */
+  private readonly eventQueue: EventQueue;
   private webhooks: WebhookRegistrar | undefined;
   private readonly identity: string | undefined;
   private elector: LeaderElector | undefined;
@@ -87,6 +89,7 @@ export class Manager {
     this.metrics = deps.metrics;
     this.controllerClient = this.config.leaderElect ? deps.client.fenced(() => this.assertMayWrite()) : deps.client;
     this.identity = deps.identity;
+    this.eventQueue = new EventQueue(this.logger.child({ component: "events" }));
     this.health.addHealthCheck("ping", () => undefined);
     this.health.addReadyCheck("informers", () => {
       if (!this.cache.hasSynced) throw new Error("informer caches have not synced yet");
@@ -200,7 +203,7 @@ export class Manager {
   recorder(component: string, client: Client = this.client): EventRecorder {
     let r = this.recorders.get(component);
     if (!r) {
-      r = new ApiEventRecorder(client, `kubeplug/${component}`, this.logger.child({ component }));
+      r = new ApiEventRecorder(client, `kubeplug/${component}`, this.logger.child({ component }), undefined, this.eventQueue);
       this.recorders.set(component, r);
     }
     return r;
