@@ -9,6 +9,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { SharedCache } from "../cache/shared-cache.ts";
+import { isConflict } from "../client/rest.ts";
 import type { Kind } from "../kinds.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics/metrics.ts";
@@ -71,7 +72,7 @@ export class Controller {
     // rate() see a controller before its first reconcile, and on replicas that are not the leader.
     const { metrics } = options;
     const labels = { controller: options.name };
-    for (const result of ["success", "error", "requeue_after"]) metrics.reconcileTotal.inc({ ...labels, result }, 0);
+    for (const result of ["success", "error", "requeue", "requeue_after"]) metrics.reconcileTotal.inc({ ...labels, result }, 0);
     metrics.reconcileErrors.inc(labels, 0);
     metrics.terminalReconcileErrors.inc(labels, 0);
     metrics.reconcilePanics.inc(labels, 0);
@@ -180,6 +181,15 @@ export class Controller {
         metrics.reconcileTotal.inc({ ...labels, result: "success" });
       }
     } catch (err) {
+      if (isConflict(err)) {
+        // A write lost a race with another writer (the object changed under the reconcile): the
+        // next run starts from the newer copy. A rate-limited requeue, not an error (no error log,
+        // no error count), as kubebuilder's controllers return Requeue on a Conflict.
+        queue.addRateLimited(key);
+        metrics.reconcileTotal.inc({ ...labels, result: "requeue" });
+        log.debug({ err: (err as Error).message }, "a write lost a race (Conflict); requeued");
+        return;
+      }
       metrics.reconcileErrors.inc(labels);
       metrics.reconcileTotal.inc({ ...labels, result: "error" });
       if (err instanceof TerminalError) {

@@ -13,10 +13,12 @@
  *   (`Created`, `Updated`, or `Reconciled` for both), not one per child: one Event write per change
  *   instead of one per child.
  * - `status()` writes the status subresource only when it changed, retrying on conflicts.
- * - A reconcile that throws records a `Warning` `ReconcileError` Event on the object, then is retried
+ * - A reconcile that throws records a `Warning` `ReconcileError` Event on the object (not for a
+ *   Conflict, a lost race the controller requeues quietly), then is retried
  *   with backoff (a TerminalError is not retried).
  */
 import type { Client } from "../client/client.ts";
+import { isConflict } from "../client/rest.ts";
 import type { EventRecorder, EventType } from "../events/recorder.ts";
 import { createOrUpdate, OwnWrites } from "../helpers/create-or-update.ts";
 import { finalizer } from "../helpers/finalizer.ts";
@@ -144,7 +146,8 @@ export function objectReconciler(spec: ControllerSpec, deps: ObjectReconcilerDep
         (event.type === "apply" ? reconcile : fin.cleanup)(event.obj, contextFor(kind, event.obj, base, deps, changes, writes)),
       );
     } catch (err) {
-      deps.recorder.event(obj, "Warning", "ReconcileError", messageOf(err).slice(0, 1000));
+      // A Conflict is a lost race the controller requeues, not an error worth a Warning.
+      if (!isConflict(err)) deps.recorder.event(obj, "Warning", "ReconcileError", messageOf(err).slice(0, 1000));
       throw err;
     } finally {
       // Also after a failure: what was created before it happened.

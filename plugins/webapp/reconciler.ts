@@ -38,8 +38,8 @@ export async function reconcileWebApp(app: WebApp, ctx: ReconcileContext<WebApp>
     });
     await ctx.status((current) => statusFor(current, deployment.status?.availableReplicas ?? 0));
   } catch (err) {
-    // A Conflict lost a race with another writer (the controller manager's status write, say) and is
-    // retried with the newer object: not a degradation worth a status write, let alone two.
+    // A Conflict lost a race with another writer (the controller manager's status write, say); the
+    // controller requeues it quietly: not a degradation worth a status write.
     if (err instanceof ApiError && err.code === 409) throw err;
     const message = (err instanceof Error ? err.message : String(err)).slice(0, 1000);
     const degraded = { Degraded: { status: true, reason: "ReconcileError", message } };

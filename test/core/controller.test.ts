@@ -139,6 +139,29 @@ describe("controllers on the shared cache", () => {
     await rest.request("DELETE", widgetPath(ns, "failing"));
   });
 
+  it("requeues a reconcile that lost a write race (Conflict) without a Warning Event", async () => {
+    const created = await createWidget(ns, "racing", { "test.kubeplug.dev/conflicts": "2" });
+    await waitFor("converged after two lost races", async () => {
+      const w = await rest.request<Widget>("GET", widgetPath(ns, "racing"));
+      return w.status?.observedGeneration === 1;
+    });
+    assert.ok(attemptsOf(`${ns}/racing`).length >= 3);
+    const metrics = (await fetchText(tm.metricsUrl)).text;
+    assert.ok(metricValue(metrics, "controller_runtime_reconcile_total", { controller: "widget", result: "requeue" }) >= 2);
+    // Events are written in the order recorded: once the successful reconcile's Event is there, a
+    // Warning of the earlier attempts would be too.
+    const reasons = async () => {
+      const events = await rest.request<{ items: { reason: string; involvedObject: { uid: string } }[] }>(
+        "GET",
+        `/api/v1/namespaces/${ns}/events`,
+      );
+      return events.items.filter((e) => e.involvedObject.uid === created.metadata.uid).map((e) => e.reason);
+    };
+    await waitFor("the successful reconcile's Event", async () => (await reasons()).includes("WonRace"));
+    assert.ok(!(await reasons()).includes("ReconcileError"), `no ReconcileError Event: ${(await reasons()).join(", ")}`);
+    await rest.request("DELETE", widgetPath(ns, "racing"));
+  });
+
   it("runs a reconcile again after requeueAfter", async () => {
     await createWidget(ns, "periodic", { "test.kubeplug.dev/requeue-after-ms": "200" });
     await waitFor("3 runs with no change in between", () => attemptsOf(`${ns}/periodic`).length >= 3);
