@@ -144,6 +144,17 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
         "<= 1.3x",
         yes(kp !== undefined && minimalFloor ? kp / minimalFloor <= 1.3 : undefined),
       ]);
+      const kpWebhooks = med("kubeplugWebhooks");
+      if (kpWebhooks !== undefined) {
+        rows.push([
+          `Convergence, ${n} WebApps, kubeplug as deployed (webhooks on: finalizer at admission) vs the minimal-write floor, median of ${rounds}`,
+          shown("kubeplugWebhooks"),
+          shown("minimalFloor"),
+          ratio(kpWebhooks, minimalFloor),
+          "<= 1.3x",
+          yes(kpWebhooks / minimalFloor <= 1.3),
+        ]);
+      }
     }
     const cpu = f.convergenceCpuMs as Record<"kubeplug" | "rawFloor", Record<string, number>[]> | undefined;
     if (cpu?.kubeplug.length && cpu.rawFloor.length) {

@@ -153,6 +153,7 @@ const BURST_IN_FLIGHT = 16;
 /** The systems measured for convergence; each round starts each on a fresh control plane. */
 export type ConvergenceSystem =
   | "kubeplug"
+  | "kubeplugWebhooks"
   | "rawFloor"
   | "minimalFloor"
   | "kubeplugFoo"
@@ -172,6 +173,7 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void, o
   if (options.pepr) await ensurePepr(log);
   const times: Record<ConvergenceSystem, number[]> = {
     kubeplug: [],
+    kubeplugWebhooks: [],
     rawFloor: [],
     minimalFloor: [],
     kubeplugFoo: [],
@@ -207,6 +209,10 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void, o
         log(`  CPU ms: ${JSON.stringify(cpu.rawFloor.at(-1))}`);
       },
       async (round) => record("minimalFloor", await convergeRawFloor(s, "minimal"), round, "WebApps"),
+      // As `kubeplug run --install` and the chart deploy it: webhooks on, so the finalizer comes with
+      // the create (defaulting webhook) instead of a PATCH, and every create passes both webhooks.
+      async (round) =>
+        record("kubeplugWebhooks", await convergeKubeplug(s, log, { webhooks: true }), round, "WebApps (webhooks on)"),
     ],
     [
       async (round) => record("kubeplugFoo", await convergeFooPlugin(s), round, "Foos"),
@@ -235,11 +241,16 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void, o
 async function convergeKubeplug(
   s: Sizes,
   log: (m: string) => void,
-  options: { idle?: Record<string, unknown>; selfHeal?: Record<string, unknown>; cpu?: Record<string, number>[] } = {},
+  options: {
+    idle?: Record<string, unknown>;
+    selfHeal?: Record<string, unknown>;
+    cpu?: Record<string, number>[];
+    webhooks?: boolean;
+  } = {},
 ): Promise<number> {
-  const { idle, selfHeal: heal, cpu } = options;
+  const { idle, selfHeal: heal, cpu, webhooks = false } = options;
   return withControlPlane({ audit: !!idle }, async (cp, rest) => {
-    const kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers });
+    const kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers, webhooks });
     const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
     try {
       await Promise.all(trackers.map((t) => t.informer.waitForSync()));

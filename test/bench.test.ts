@@ -23,7 +23,15 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
     assert.equal(results.smoke, true);
     const f = results.figures;
     const conv = f.convergenceMs as Record<string, number[]>;
-    for (const system of ["kubeplug", "rawFloor", "kubeplugFoo", "sampleControllerTuned", "sampleControllerShipped"]) {
+    for (const system of [
+      "kubeplug",
+      "kubeplugWebhooks",
+      "rawFloor",
+      "minimalFloor",
+      "kubeplugFoo",
+      "sampleControllerTuned",
+      "sampleControllerShipped",
+    ]) {
       assert.equal(conv[system]?.length, 1, `${system}: one round in a smoke run`);
       assert.ok((conv[system]?.[0] as number) > 0, `${system} converged`);
     }
