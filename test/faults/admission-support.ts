@@ -9,6 +9,7 @@ import { connect } from "node:tls";
 import type { RestClient } from "../../core/runtime.ts";
 import { splitPem } from "../../webhooks/certs/rotation.ts";
 import { WEBHOOK_SERVER_DEFAULTS } from "../../webhooks/server.ts";
+import { admissionReview, type ReviewOptions } from "../support/admission-review.ts";
 import { APPS, CONFIG_PATHS, RELEASE_NS, TLS_SECRET_PATH, WEBAPPS_PATH, webApp } from "./support.ts";
 
 export { CONFIG_PATHS };
@@ -33,25 +34,8 @@ export interface Answer {
 /** A 4xx, or an AdmissionReview that denies. */
 export const refusedCleanly = (a: Answer) => (a.status >= 400 && a.status < 500) || (a.status === 200 && a.allowed === false);
 
-/** An AdmissionReview v1 request for a WebApp CREATE with `spec`. */
-export function review(uid: string, spec: unknown, kind = { group: "webapp.example.com", version: "v1", kind: "WebApp" }) {
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid,
-      kind,
-      resource: { group: kind.group, version: kind.version, resource: "webapps" },
-      name: "storm",
-      namespace: APPS,
-      operation: "CREATE",
-      userInfo: { username: "storm" },
-      object: { apiVersion: "webapp.example.com/v1", kind: "WebApp", metadata: { name: "storm", namespace: APPS }, spec },
-      oldObject: null,
-      dryRun: false,
-    },
-  };
-}
+/** The storm's reviews: a WebApp "storm" in APPS, created by user "storm". */
+const STORM: ReviewOptions = { name: "storm", namespace: APPS, username: "storm" };
 
 /** A bad request: what it is and how to send it. */
 export interface BadRequest {
@@ -71,7 +55,7 @@ const oversized = Buffer.alloc(WEBHOOK_SERVER_DEFAULTS.bodyLimitBytes + 64 * 102
 export function badRequest(i: number): BadRequest {
   const path = i % 2 === 0 ? MUTATE : VALIDATE;
   const uid = `storm-${i}`;
-  const good = review(uid, { image: "nginx:1.27" });
+  const good = admissionReview(uid, { image: "nginx:1.27" }, STORM);
   const kinds: (() => BadRequest)[] = [
     () => ({ what: "invalid JSON", path, body: '{"apiVersion": "admission.k8s.io/v1", "kind": "Admission' }),
     () => ({ what: "JSON that is not an object", path, body: "[1, 2, 3]" }),
@@ -82,12 +66,14 @@ export function badRequest(i: number): BadRequest {
     () => ({
       what: "object not matching the schema",
       path,
-      body: JSON.stringify(review(uid, { replicas: 50, port: "http", serviceType: "Mesh", extra: [1] })),
+      body: JSON.stringify(admissionReview(uid, { replicas: 50, port: "http", serviceType: "Mesh", extra: [1] }, STORM)),
     }),
     () => ({
       what: "a kind the webhook does not serve",
       path,
-      body: JSON.stringify(review(uid, { image: "nginx:1.27" }, { group: "apps", version: "v1", kind: "Deployment" })),
+      body: JSON.stringify(
+        admissionReview(uid, { image: "nginx:1.27" }, { ...STORM, kind: { group: "apps", version: "v1", kind: "Deployment" } }),
+      ),
     }),
     () => ({ what: "wrong content type", path, contentType: "text/plain", body: JSON.stringify(good) }),
     () => ({ what: "over the body limit (Content-Length)", path, body: oversized }),
@@ -99,9 +85,9 @@ export function badRequest(i: number): BadRequest {
       what: "an image nested 20,000 deep",
       path,
       // Spliced in as text: JSON.stringify itself recurses too deep for it.
-      body: JSON.stringify(review(uid, { image: "<deep>" })).replace('"<deep>"', nested(20_000, "1")),
+      body: JSON.stringify(admissionReview(uid, { image: "<deep>" }, STORM)).replace('"<deep>"', nested(20_000, "1")),
     }),
-    () => ({ what: "a spec that is a string", path, body: JSON.stringify(review(uid, "nginx")) }),
+    () => ({ what: "a spec that is a string", path, body: JSON.stringify(admissionReview(uid, "nginx", STORM)) }),
   ];
   return (kinds[i % kinds.length] as () => BadRequest)();
 }

@@ -25,6 +25,7 @@ import { FINALIZER } from "../../plugins/webapp/reconciler.ts";
 import { splitPem } from "../../webhooks/certs/rotation.ts";
 import { generateTls } from "../../webhooks/index.ts";
 import { type ControlPlane, ensureTools, freePort, startControlPlane, type Tools } from "../controlplane/index.ts";
+import { admissionReview, type ReviewOptions, WEBAPP_RESOURCE } from "../support/admission-review.ts";
 import { createNamespace, fetchText, metricValue } from "../support/cluster.ts";
 import { kubectlFor } from "../support/kubectl.ts";
 import { startTestManager, type TestManager } from "../support/manager.ts";
@@ -135,29 +136,8 @@ function callWebhook(
   });
 }
 
-/** An AdmissionReview v1 request for a WebApp CREATE. */
-function review(
-  uid: string,
-  spec: Record<string, unknown>,
-  kind = { group: "webapp.example.com", version: "v1", kind: "WebApp" },
-) {
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid,
-      kind,
-      resource: { group: "webapp.example.com", version: "v1", resource: "webapps" },
-      name: "direct",
-      namespace: APPS,
-      operation: "CREATE",
-      userInfo: { username: "admin" },
-      object: { apiVersion: "webapp.example.com/v1", kind: "WebApp", metadata: { name: "direct", namespace: APPS }, spec },
-      oldObject: null,
-      dryRun: false,
-    },
-  };
-}
+/** The reviews sent straight to the port: a WebApp "direct" in APPS, created by user "admin". */
+const DIRECT: ReviewOptions = { name: "direct", namespace: APPS, username: "admin" };
 
 /** The certificate a TLS handshake with the port presents, verified against `ca` for 127.0.0.1. */
 function servedCert(port: number, ca: string): Promise<{ fingerprint: string; serial: string }> {
@@ -356,7 +336,7 @@ describe("admission through the API server (self-managed certificates)", () => {
     const uid = "0f6e2c4d-defaults";
     const answer = await callWebhook(main.port, main.ca(), {
       path: MUTATE,
-      body: JSON.stringify(review(uid, { image: "nginx:1.27" })),
+      body: JSON.stringify(admissionReview(uid, { image: "nginx:1.27" }, DIRECT)),
     });
     assert.equal(answer.status, 200, answer.text);
     const response = answer.json?.response as { uid: string; allowed: boolean; patchType?: string; patch?: string };
@@ -379,7 +359,9 @@ describe("admission through the API server (self-managed certificates)", () => {
     // A complete spec needs no spec patch: only the finalizer is added.
     const full = await callWebhook(main.port, main.ca(), {
       path: MUTATE,
-      body: JSON.stringify(review("full", { image: "nginx:1.27", replicas: 3, port: 80, serviceType: "NodePort" })),
+      body: JSON.stringify(
+        admissionReview("full", { image: "nginx:1.27", replicas: 3, port: 80, serviceType: "NodePort" }, DIRECT),
+      ),
     });
     const fullResponse = full.json?.response as { patch?: string };
     assert.deepEqual(JSON.parse(Buffer.from(fullResponse.patch ?? "", "base64").toString("utf8")), [
@@ -397,7 +379,7 @@ describe("admission through the API server (self-managed certificates)", () => {
 
   it("answers bad requests with 4xx and a message, and keeps serving", async (t) => {
     const ca = main.ca();
-    const valid = review("bad-requests", { image: "nginx:1.27" });
+    const valid = admissionReview("bad-requests", { image: "nginx:1.27" }, DIRECT);
     const cases: { what: string; call: Parameters<typeof callWebhook>[2]; status: number; says: RegExp }[] = [
       {
         what: "malformed JSON",
@@ -448,7 +430,14 @@ describe("admission through the API server (self-managed certificates)", () => {
         what: "a review of another kind",
         call: {
           path: MUTATE,
-          body: JSON.stringify(review("other-kind", {}, { group: "apps", version: "v1", kind: "Deployment" })),
+          // A Deployment's kind on the WebApp resource: only the kind says it is not a WebApp.
+          body: JSON.stringify(
+            admissionReview(
+              "other-kind",
+              {},
+              { ...DIRECT, kind: { group: "apps", version: "v1", kind: "Deployment" }, resource: WEBAPP_RESOURCE },
+            ),
+          ),
         },
         status: 400,
         says: /admits webapp\.example\.com\/v1\/WebApp, not apps\/v1\/Deployment/,
