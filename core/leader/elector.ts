@@ -156,12 +156,7 @@ export class LeaderElector {
       await sleep(Math.max(0, Math.min(this.o.retryPeriodMs, left / 2)), finished.signal);
       if (finished.signal.aborted) break;
       const deadline = this.renewedAt + this.o.renewDeadlineMs;
-      // AbortSignal.timeout takes whole milliseconds (performance.now() has fractions); rounded up, so
-      // an attempt it aborts has reached the deadline.
-      const attempt = AbortSignal.any([
-        finished.signal,
-        AbortSignal.timeout(Math.max(1, Math.ceil(deadline - performance.now()))),
-      ]);
+      const attempt = AbortSignal.any([finished.signal, AbortSignal.timeout(Math.max(1, deadline - performance.now()))]);
       if (!(await this.tryAcquireOrRenew(attempt)) && performance.now() >= deadline) {
         lost = true;
         this.log.error("lost the lease (could not renew within the renew deadline)");
