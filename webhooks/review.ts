@@ -120,8 +120,7 @@ export function shownValue(value: unknown): string {
 
 /** JSON of `value` if it fits in `budget.left` characters (spent as it goes), else undefined. */
 function render(value: unknown, budget: { left: number }): string | undefined {
-  const spend = (text: string | undefined) => {
-    if (text === undefined) return undefined;
+  const spend = (text: string) => {
     budget.left -= text.length;
     return budget.left >= 0 ? text : undefined;
   };

@@ -5,9 +5,10 @@
  * background; failures are logged). Writes go out one at a time, in order, through an
  * {@link EventQueue} the manager's recorders share (client-go's broadcaster writes the same way), so
  * a burst of reconciles never sends a burst of Event POSTs competing with the reconciles' own
- * writes; past 1,000 queued Events new ones are dropped and counted in the log (client-go: 1,000). A repeat of the same type/reason/message for the same object
- * within 10 minutes increments `count` and `lastTimestamp` of the existing Event instead of creating a
- * new one (client-go's EventCorrelator aggregation).
+ * writes; past 1,000 queued Events new ones are dropped and counted in the log (client-go: 1,000).
+ * A repeat of the same type/reason/message for the same object within 10 minutes increments `count`
+ * and `lastTimestamp` of the existing Event instead of creating a new one (client-go's
+ * EventCorrelator aggregation).
  * Caveats: aggregation state is per process; after a restart the first repeat creates a new Event.
  */
 import { randomBytes } from "node:crypto";
