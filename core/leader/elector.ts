@@ -270,8 +270,10 @@ export class LeaderElector {
       if (held && Date.now() < this.observedAt + durationMs) {
         // Someone else holds an unexpired lease. The watch keeps our view current; without it, read
         // the record (uncached) so expiry is judged from the latest renewal.
+        // A watch that listed before the holder created the Lease may not have delivered it yet: then
+        // the record just observed is the latest known, not "no Lease" (that would take a held lease).
         const fresh = this.watch?.hasSynced
-          ? this.watch.store.get(objectKey({ metadata: { name, namespace } }))
+          ? (this.watch.store.get(objectKey({ metadata: { name, namespace } })) ?? current)
           : await client.reader.get(LeaseKind, name, namespace, opts);
         if (fresh) this.observe(fresh);
         const fs = fresh?.spec ?? {};
