@@ -3,9 +3,12 @@
  *
  * Guarantees: at most one holder acts as leader at a time provided clocks advance at similar rates
  * (the lease is judged expired by the local time since its record last changed, never by comparing
- * clocks). The leader renews every `retryPeriod`; if it cannot renew within `renewDeadline` it calls
- * `onStoppedLeading` and stops. On a clean stop the holder releases the lease (empty holder), so a
- * standby takes over at its next retry instead of waiting for expiry.
+ * clocks). Local observations and deadlines are on the monotonic clock (`performance.now()`, as
+ * client-go's observed time), so a step of the wall clock (NTP) neither extends nor cuts a term; only
+ * the Lease's own acquireTime and renewTime are wall-clock times. The leader renews every
+ * `retryPeriod`; if it cannot renew within `renewDeadline` it calls `onStoppedLeading` and stops. On
+ * a clean stop the holder releases the lease (empty holder), so a standby takes over at its next
+ * retry instead of waiting for expiry.
  * - Each renewal is aborted at the renew deadline (as client-go's timeout context), so a request
  *   hanging on a dead connection cannot keep a replica leading past it.
  * - {@link LeaderElector.mayWrite} is the write fence: true only while leading and within the renew
@@ -69,12 +72,12 @@ export class LeaderElector {
   private readonly o: LeaderElectorOptions;
   private readonly log: Logger;
   private observed: Lease | undefined;
-  /** Local time when the observed record last changed. */
+  /** When the observed record last changed, by our monotonic clock (performance.now()). */
   private observedAt = 0;
   private leading = false;
-  /** When the lease held by another replica expires by our observation (Date.now()); 0 if unknown. */
+  /** When the lease held by another replica expires by our observation (performance.now()); 0 if unknown. */
   private expiresAt = 0;
-  /** When the last successful acquire or renewal started (Date.now()). */
+  /** When the last successful acquire or renewal started (performance.now()). */
   private renewedAt = 0;
   /** The standby's watch of the Lease; set while campaigning. */
   private watch: Informer<Lease> | undefined;
@@ -123,7 +126,7 @@ export class LeaderElector {
         // standby then takes over one lease duration after the last renewal it saw, not up to a retry
         // period later; a release seen by the watch wakes it at once.
         if (this.wake.signal.aborted) this.wake = new AbortController();
-        const untilExpiry = this.expiresAt - Date.now();
+        const untilExpiry = this.expiresAt - performance.now();
         const retry = this.o.retryPeriodMs * (1 + Math.random() * 0.2);
         await sleep(untilExpiry > 0 ? Math.min(retry, untilExpiry + 10) : retry, AbortSignal.any([signal, this.wake.signal]));
       }
@@ -149,12 +152,17 @@ export class LeaderElector {
     while (!finished.signal.aborted) {
       // Renew every retry period, sooner when the last success is old (an acquire that took long):
       // half the time left to the deadline, so a slow answer cannot end a term that just began.
-      const left = this.renewedAt + this.o.renewDeadlineMs - Date.now();
+      const left = this.renewedAt + this.o.renewDeadlineMs - performance.now();
       await sleep(Math.max(0, Math.min(this.o.retryPeriodMs, left / 2)), finished.signal);
       if (finished.signal.aborted) break;
       const deadline = this.renewedAt + this.o.renewDeadlineMs;
-      const attempt = AbortSignal.any([finished.signal, AbortSignal.timeout(Math.max(1, deadline - Date.now()))]);
-      if (!(await this.tryAcquireOrRenew(attempt)) && Date.now() >= deadline) {
+      // AbortSignal.timeout takes whole milliseconds (performance.now() has fractions); rounded up, so
+      // an attempt it aborts has reached the deadline.
+      const attempt = AbortSignal.any([
+        finished.signal,
+        AbortSignal.timeout(Math.max(1, Math.ceil(deadline - performance.now()))),
+      ]);
+      if (!(await this.tryAcquireOrRenew(attempt)) && performance.now() >= deadline) {
         lost = true;
         this.log.error("lost the lease (could not renew within the renew deadline)");
         // Not leading from now on (the gauge and the write fence), while `lead` drains; writes in
@@ -212,7 +220,7 @@ export class LeaderElector {
     const before = this.observed?.spec;
     const after = lease.spec;
     if (!before || before.holderIdentity !== after?.holderIdentity || before.renewTime !== after?.renewTime) {
-      this.observedAt = Date.now();
+      this.observedAt = performance.now();
     }
     this.observed = lease;
   }
@@ -230,14 +238,15 @@ export class LeaderElector {
    * the renew deadline ago (see the module comment).
    */
   mayWrite(): boolean {
-    return this.leading && Date.now() - this.renewedAt < this.o.renewDeadlineMs;
+    return this.leading && performance.now() - this.renewedAt < this.o.renewDeadlineMs;
   }
 
   /** One attempt; true when we hold the lease afterwards. */
   private async tryAcquireOrRenew(signal?: AbortSignal): Promise<boolean> {
     const { client, name, namespace, leaseDurationMs } = this.o;
-    const startedAt = Date.now();
-    const now = new Date(startedAt).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+    // The deadline is measured on the monotonic clock; the Lease records wall-clock MicroTime.
+    const startedAt = performance.now();
+    const now = new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
     const opts = signal ? { signal } : {};
     try {
       let current = this.observed;
@@ -267,7 +276,7 @@ export class LeaderElector {
       const spec = current.spec ?? {};
       const held = !!spec.holderIdentity && spec.holderIdentity !== this.identity;
       const durationMs = (spec.leaseDurationSeconds ?? Math.ceil(leaseDurationMs / 1000)) * 1000;
-      if (held && Date.now() < this.observedAt + durationMs) {
+      if (held && performance.now() < this.observedAt + durationMs) {
         // Someone else holds an unexpired lease. The watch keeps our view current; without it, read
         // the record (uncached) so expiry is judged from the latest renewal.
         // A watch that listed before the holder created the Lease may not have delivered it yet: then
@@ -277,7 +286,7 @@ export class LeaderElector {
           : await client.reader.get(LeaseKind, name, namespace, opts);
         if (fresh) this.observe(fresh);
         const fs = fresh?.spec ?? {};
-        if (fs.holderIdentity && fs.holderIdentity !== this.identity && Date.now() < this.observedAt + durationMs) {
+        if (fs.holderIdentity && fs.holderIdentity !== this.identity && performance.now() < this.observedAt + durationMs) {
           this.expiresAt = this.observedAt + (fs.leaseDurationSeconds ?? durationMs / 1000) * 1000;
           return false;
         }
