@@ -25,7 +25,14 @@ export async function benchControlPlane(
     const dir = mkdtempSync(join(tmpdir(), "kubeplug-audit-"));
     writeFileSync(join(dir, "policy.yaml"), AUDIT_POLICY);
     auditLog = join(dir, "audit.log");
-    args.push(`--audit-policy-file=${join(dir, "policy.yaml")}`, `--audit-log-path=${auditLog}`, "--audit-log-mode=batch");
+    args.push(
+      `--audit-policy-file=${join(dir, "policy.yaml")}`,
+      `--audit-log-path=${auditLog}`,
+      "--audit-log-mode=batch",
+      // Batches are written at least every second (the default waits up to 30 s), so the idle
+      // window's last events are in the file when it is read.
+      "--audit-log-batch-max-wait=1s",
+    );
   }
   const cp = await startControlPlane({
     apiserverArgs: args,

@@ -275,7 +275,11 @@ async function convergeKubeplug(
       const windowEnd = new Date();
       const after = await restCounts(kp.metricsUrl);
       const byVerb = Object.fromEntries(Object.keys(after).map((v) => [v, (after[v] ?? 0) - (before[v] ?? 0)]));
-      await new Promise((r) => setTimeout(r, 1_500)); // the audit backend writes in batches
+      // The API server logs a watch when it ends (60-75 s after it started), so a watch begun in the
+      // window is only in the audit log once the operator has stopped and closed it; the backend
+      // then writes its batch within a second.
+      await kp.proc.stop();
+      await new Promise((r) => setTimeout(r, 3_000));
       const audit = auditCounts(cp.auditLog as string, windowStart, windowEnd);
       idle.idle = { seconds: s.idleSeconds, operatorMetrics: byVerb, auditLog: audit };
       log(`idle ${s.idleSeconds} s: metrics ${JSON.stringify(byVerb)}, audit ${JSON.stringify(audit)}`);
@@ -422,7 +426,9 @@ function auditCounts(path: string, from: Date, to: Date): Record<string, number>
   const counts: Record<string, number> = {};
   for (const line of readFileSync(path, "utf8").split("\n")) {
     if (!line.includes('"userAgent":"kubeplug')) continue;
-    const event = JSON.parse(line) as { verb: string; requestReceivedTimestamp: string };
+    const event = JSON.parse(line) as { verb: string; stage: string; requestReceivedTimestamp: string };
+    // One line per request: a watch also has a ResponseStarted line.
+    if (event.stage !== "ResponseComplete") continue;
     const at = Date.parse(event.requestReceivedTimestamp);
     if (at >= from.getTime() && at <= to.getTime()) counts[event.verb] = (counts[event.verb] ?? 0) + 1;
   }
