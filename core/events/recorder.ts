@@ -5,7 +5,8 @@
  * background; failures are logged). Writes go out one at a time, in order, through an
  * {@link EventQueue} the manager's recorders share (client-go's broadcaster writes the same way), so
  * a burst of reconciles never sends a burst of Event POSTs competing with the reconciles' own
- * writes; past 1,000 queued Events new ones are dropped and counted in the log (client-go: 1,000).
+ * writes; past 1,000 queued Events new ones are dropped, logged and counted in
+ * `kubeplug_events_dropped_total` (client-go drops past 1,000 too).
  * A repeat of the same type/reason/message for the same object within 10 minutes increments `count`
  * and `lastTimestamp` of the existing Event instead of creating a new one (client-go's
  * EventCorrelator aggregation).
@@ -33,6 +34,14 @@ const AGGREGATE_WINDOW_MS = 10 * 60_000;
 /** Events waiting to be written beyond which new ones are dropped (client-go's maxQueuedEvents). */
 const MAX_QUEUED_EVENTS = 1_000;
 
+/** Settings of an {@link EventQueue}. */
+export interface EventQueueOptions {
+  /** Events waiting beyond which new ones are dropped (default 1,000, client-go's). */
+  max?: number;
+  /** Called for each dropped Event (the manager counts them in `kubeplug_events_dropped_total`). */
+  onDropped?: () => void;
+}
+
 /** Event writes waiting their turn: one at a time, in order, at most `max` waiting. */
 export class EventQueue {
   private readonly jobs: (() => Promise<void>)[] = [];
@@ -40,16 +49,19 @@ export class EventQueue {
   private dropped = 0;
   private readonly log: Logger;
   private readonly max: number;
+  private readonly onDropped: (() => void) | undefined;
 
-  constructor(log: Logger, max = MAX_QUEUED_EVENTS) {
+  constructor(log: Logger, options: EventQueueOptions = {}) {
     this.log = log;
-    this.max = max;
+    this.max = options.max ?? MAX_QUEUED_EVENTS;
+    this.onDropped = options.onDropped;
   }
 
   /** Queues `job` (which must not reject); false when the queue is full and it was dropped. */
   push(job: () => Promise<void>): boolean {
     if (this.jobs.length >= this.max) {
       if (this.dropped++ === 0) this.log.warn({ queued: this.max }, "too many Events waiting to be written: dropping new ones");
+      this.onDropped?.();
       return false;
     }
     this.jobs.push(job);
@@ -86,13 +98,16 @@ export class ApiEventRecorder implements EventRecorder {
   private readonly seen = new Map<string, Seen>();
   private readonly queue: EventQueue;
 
-  /** `queue` is shared by the manager's recorders; a recorder made alone gets its own. */
-  constructor(client: Client, component: string, log: Logger, host = process.env.HOSTNAME ?? "", queue?: EventQueue) {
+  /**
+   * `host` (default $HOSTNAME) names the reporting instance; `queue` is shared by the manager's
+   * recorders, and a recorder made without one gets its own.
+   */
+  constructor(client: Client, component: string, log: Logger, options: { host?: string; queue?: EventQueue } = {}) {
     this.client = client;
     this.component = component;
     this.log = log;
-    this.host = host;
-    this.queue = queue ?? new EventQueue(log);
+    this.host = options.host ?? process.env.HOSTNAME ?? "";
+    this.queue = options.queue ?? new EventQueue(log);
   }
 
   event(obj: KubeObject, type: EventType, reason: string, message: string): void {

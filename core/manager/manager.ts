@@ -89,7 +89,9 @@ export class Manager {
     this.metrics = deps.metrics;
     this.controllerClient = this.config.leaderElect ? deps.client.fenced(() => this.assertMayWrite()) : deps.client;
     this.identity = deps.identity;
-    this.eventQueue = new EventQueue(this.logger.child({ component: "events" }));
+    this.eventQueue = new EventQueue(this.logger.child({ component: "events" }), {
+      onDropped: () => this.metrics.eventsDropped.inc(),
+    });
     this.health.addHealthCheck("ping", () => undefined);
     this.health.addReadyCheck("informers", () => {
       if (!this.cache.hasSynced) throw new Error("informer caches have not synced yet");
@@ -203,7 +205,7 @@ export class Manager {
   recorder(component: string, client: Client = this.client): EventRecorder {
     let r = this.recorders.get(component);
     if (!r) {
-      r = new ApiEventRecorder(client, `kubeplug/${component}`, this.logger.child({ component }), undefined, this.eventQueue);
+      r = new ApiEventRecorder(client, `kubeplug/${component}`, this.logger.child({ component }), { queue: this.eventQueue });
       this.recorders.set(component, r);
     }
     return r;

@@ -104,6 +104,11 @@ export class Metrics {
     help: "Writes of controllers refused because this replica did not hold a lease renewed within the renew deadline.",
     registers: [this.registry],
   });
+  readonly eventsDropped = new Counter({
+    name: "kubeplug_events_dropped_total",
+    help: "Events not written because 1,000 were already waiting to be written (a burst of reconciles).",
+    registers: [this.registry],
+  });
   readonly leaderStatus = new Gauge({
     name: "leader_election_master_status",
     help: "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",

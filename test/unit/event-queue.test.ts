@@ -40,9 +40,10 @@ describe("EventQueue (the recorders' Event writes)", () => {
     );
   });
 
-  it("drops what comes past its bound, says how many, and takes new writes once it has room", async () => {
+  it("drops what comes past its bound, says how many, counts each, and takes new writes once it has room", async () => {
     const { log, lines } = recordingLogger();
-    const queue = new EventQueue(log, 3);
+    let dropped = 0;
+    const queue = new EventQueue(log, { max: 3, onDropped: () => dropped++ });
     let release: () => void = () => undefined;
     const gate = new Promise<void>((r) => {
       release = r;
@@ -60,6 +61,7 @@ describe("EventQueue (the recorders' Event writes)", () => {
     assert.deepEqual(written, ["a", "b", "c", "d"]);
     assert.ok(lines.some((l) => /dropping new ones/.test(String(l.msg))));
     assert.ok(lines.some((l) => l.dropped === 2));
+    assert.equal(dropped, 2, "each dropped Event is counted (kubeplug_events_dropped_total)");
     assert.equal(queue.push(job("g")), true);
     await queue.flush();
     assert.deepEqual(written, ["a", "b", "c", "d", "g"]);
