@@ -210,7 +210,7 @@ describe("Informer on a plain control plane", () => {
       assert.equal(informer.stats.stalls, 0);
 
       via.proxy.setMode("blackhole");
-      // The stall timer is timeoutSeconds + 15 s; give it room but not forever.
+      // The stall timer is timeoutSeconds + 5 s; give it room but not forever.
       await waitFor("a stalled watch to be noticed", () => informer.stats.stalls >= 1, { timeoutMs: 60_000 });
       await createCm(rest, ns, "after-stall");
       assert.equal(informer.store.get(`${ns}/after-stall`), undefined, "nothing gets through a blackhole");
