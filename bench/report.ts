@@ -418,7 +418,8 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
 
 ${r.smoke ? "**Smoke run (tiny sizes): checks the harness, not the figures.**\n\n" : ""}Run ${r.date} on ${r.machine.cpus} × ${r.machine.cpuModel}, ${r.machine.memoryGiB} GiB, Linux ${r.machine.kernel}.
 Versions: kubeplug ${r.versions.kubeplug}, Node ${r.versions.node}, Kubernetes ${r.versions.kubernetes} (local control plane, one per system), sample-controller ${r.versions.sampleController}.
-${ranAtLine(r)}Each system runs against its own fresh control plane; kubeplug and the baselines use ${(r.sizes as unknown as { workers: number }).workers} workers.
+${ranAtLine(r)}kubeplug runs as the image runs it: compiled JavaScript through bin/kubeplug (runs before 2026-12-03 evening ran the sources).
+Each system runs against its own fresh control plane; kubeplug and the baselines use ${(r.sizes as unknown as { workers: number }).workers} workers.
 Baselines: the raw API floor (bench/baselines/raw-floor.ts) makes exactly the operator's writes at the same concurrency;
 sample-controller is measured as shipped and with client-go's rate limit lifted (bench/baselines/build-sample-controller.sh).
 Pepr runs the same WebApp job as a Pepr 1.1.4 module under \`pepr dev\` (one process serves its webhooks and runs its watches).
