@@ -22,6 +22,8 @@ export interface Sizes {
   idleSeconds: number;
   selfHeal: number;
   admission: number;
+  /** Dry-run creates each way (with and without webhooks): the idle p99 needs more samples than 500. */
+  admissionDryRun: number;
   loadSeconds: number;
   memory: readonly number[];
   workers: number;
@@ -34,6 +36,7 @@ export const FULL: Sizes = {
   idleSeconds: 60,
   selfHeal: 50,
   admission: 500,
+  admissionDryRun: 2000,
   loadSeconds: 10,
   memory: [1000, 5000, 10000],
   workers: 4,
@@ -44,6 +47,7 @@ export const SMOKE: Sizes = {
   idleSeconds: 2,
   selfHeal: 3,
   admission: 10,
+  admissionDryRun: 10,
   loadSeconds: 1,
   memory: [20, 40],
   workers: 4,
@@ -526,7 +530,7 @@ async function createsWithAndWithout(
   // The API server picks up configuration changes from its own informer within milliseconds.
   await new Promise((r) => setTimeout(r, 2_000));
   const path = (ns: string) => `/apis/webapp.example.com/v1/namespaces/${ns}/webapps`;
-  const series = async (prefix: string, dryRun: boolean) => {
+  const series = async (prefix: string, dryRun: boolean, count: number) => {
     const timed = async (ns: string, app: KubeObject) => {
       const t0 = performance.now();
       await rest.request("POST", path(ns), {
@@ -538,7 +542,7 @@ async function createsWithAndWithout(
     const withHooks: number[] = [];
     const without: number[] = [];
     // Pairs alternate which goes first, so neither series always follows the other's reconcile.
-    for (const [i, app] of webApps(s.admission, prefix).entries()) {
+    for (const [i, app] of webApps(count, prefix).entries()) {
       if (i % 2 === 0) {
         withHooks.push(await timed(HOOKED_NS, app));
         without.push(await timed(PLAIN_NS, app));
@@ -555,10 +559,10 @@ async function createsWithAndWithout(
   // Real creates, which the operator then reconciles (its writes compete for the same 2 cores), and
   // dry-run creates, which admit and validate but store nothing: the webhook path on a quiet system.
   const before = await admissionTimings(rest, operatorMetricsUrl);
-  const real = await series("adm", false);
+  const real = await series("adm", false, s.admission);
   const timings = diffTimings(before, await admissionTimings(rest, operatorMetricsUrl));
   log(`${who} admission, where the time goes: ${JSON.stringify(timings)}`);
-  const dryRun = await series("dry", true);
+  const dryRun = await series("dry", true, s.admissionDryRun);
   return { ...real, dryRun, timings };
 }
 
