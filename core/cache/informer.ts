@@ -11,8 +11,8 @@
  *   with exponential backoff and jitter; on 410 Gone it relists and emits exactly the differences.
  * - A silent watch is replaced within 90 s: the server is asked to end each watch after a random
  *   60-75 s (`timeoutSeconds`), and a client timer aborts and restarts a watch that brings nothing
- *   (no event, bookmark or end) for 5 s longer than that, so within 80 s. The new watch resumes from the last
- *   resourceVersion: no relist unless the server answers 410.
+ *   (no event, bookmark or end) for 5 s longer than that, so within 80 s. The new watch resumes
+ *   from the last resourceVersion: no relist unless the server answers 410.
  *
  * Why these timers: client-go asks for 5-10 minutes and relies on HTTP/2 pings to find dead
  * connections; kubeplug speaks HTTP/1.1 (see rest.ts), which has no ping, and the API server sends a
