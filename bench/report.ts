@@ -245,17 +245,36 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
       "",
     ]);
   }
-  const hist = f.apiserverWebhookDuration as { calls: number; within5ms: number; within25ms: number } | undefined;
-  if (hist?.calls) {
-    const [p5, p25] = [hist.within5ms / hist.calls, hist.within25ms / hist.calls];
-    const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+  type Shares = { calls: number; within5ms: number; within25ms: number };
+  const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+  // The goal's measure: the convergence bursts with webhooks on (every round's calls together).
+  const bursts = f.burstWebhookDuration as Shares[] | undefined;
+  if (bursts?.length) {
+    const sum = bursts.reduce((a, b) => ({
+      calls: a.calls + b.calls,
+      within5ms: a.within5ms + b.within5ms,
+      within25ms: a.within25ms + b.within25ms,
+    }));
+    const [p5, p25] = [sum.within5ms / sum.calls, sum.within25ms / sum.calls];
     rows.push([
-      `Webhook calls within 5 ms / 25 ms by the API server's histogram, ${hist.calls} calls during the admission creates`,
+      `Webhook calls within 5 ms / 25 ms by the API server's histogram during the convergence bursts (webhooks on; ${sum.calls} calls in ${bursts.length} rounds)`,
       `${pct(p5)} / ${pct(p25)}`,
       "",
       "",
       ">= 90% / >= 99%",
       yes(p5 >= 0.9 && p25 >= 0.99),
+    ]);
+  }
+  const hist = f.apiserverWebhookDuration as Shares | undefined;
+  if (hist?.calls) {
+    const [p5, p25] = [hist.within5ms / hist.calls, hist.within25ms / hist.calls];
+    rows.push([
+      `Webhook calls within 5 ms / 25 ms by the API server's histogram, ${hist.calls} calls during the admission workload's real creates (one at a time)`,
+      `${pct(p5)} / ${pct(p25)}`,
+      "",
+      "",
+      bursts?.length ? "(diagnostic)" : ">= 90% / >= 99%",
+      bursts?.length ? "" : yes(p5 >= 0.9 && p25 >= 0.99),
     ]);
   }
   const heal = f.kubeplugSelfHealMs as number[] | undefined;
