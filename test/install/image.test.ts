@@ -244,6 +244,14 @@ describe("the kubeplug image's runtime stage, outside a container", () => {
     }
   });
 
+  it("kubeplug version prints the package's version", async () => {
+    const { version } = readJson<PackageJson>(join(ROOT, "package.json"));
+    for (const arg of ["version", "--version"]) {
+      const out = await execOk(bin(), [arg], { cwd: appDir, env: childEnv(env) });
+      assert.equal(out.trim(), `kubeplug ${version} (node ${process.versions.node})`);
+    }
+  });
+
   it("kubeplug run --install becomes ready, reconciles a WebApp and exits 0 on SIGTERM", async () => {
     const cp = await (controlPlane as Promise<ControlPlane>);
     const rest = await RestClient.create(cp.kubeConfig);
