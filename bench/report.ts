@@ -144,6 +144,17 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
         "<= 1.3x",
         yes(kp !== undefined && minimalFloor ? kp / minimalFloor <= 1.3 : undefined),
       ]);
+      const echoFloor = med("minimalFloorWebhooks");
+      if (echoFloor !== undefined) {
+        rows.push([
+          `Convergence, ${n} WebApps, the minimal-write floor behind bare echo webhooks (reference for kubeplug as deployed), median of ${rounds}`,
+          shown("minimalFloorWebhooks"),
+          shown("minimalFloor"),
+          ratio(echoFloor, minimalFloor),
+          "(reference)",
+          "",
+        ]);
+      }
       const kpWebhooks = med("kubeplugWebhooks");
       if (kpWebhooks !== undefined) {
         rows.push([
@@ -263,6 +274,22 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
       "",
       ">= 90% / >= 99%",
       yes(p5 >= 0.9 && p25 >= 0.99),
+    ]);
+  }
+  const echo = f.echoBurstWebhookDuration as Shares[] | undefined;
+  if (echo?.length) {
+    const sum = echo.reduce((a, b) => ({
+      calls: a.calls + b.calls,
+      within5ms: a.within5ms + b.within5ms,
+      within25ms: a.within25ms + b.within25ms,
+    }));
+    rows.push([
+      `The same for a bare echo webhook (bench/baselines/echo-webhook.ts) in front of the minimal-write floor's bursts (${sum.calls} calls): the floor of this measure on this machine`,
+      `${pct(sum.within5ms / sum.calls)} / ${pct(sum.within25ms / sum.calls)}`,
+      "",
+      "",
+      "(reference)",
+      "",
     ]);
   }
   const hist = f.apiserverWebhookDuration as Shares | undefined;

@@ -1,6 +1,6 @@
 /** Starting the systems under test: kubeplug, the raw floor, sample-controller. */
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RestClient } from "../core/runtime.ts";
@@ -166,6 +166,61 @@ export async function startRawFloor(
   while (!proc.output.includes("ready")) {
     if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`raw floor did not start:\n${proc.output}`);
     await new Promise((r) => setTimeout(r, 50));
+  }
+  return proc;
+}
+
+/**
+ * Starts the echo webhook (bench/baselines/echo-webhook.ts) and registers it as a mutating and a
+ * validating webhook for WebApp creates, failurePolicy Fail; resolves once the API server calls it.
+ */
+export async function startEchoWebhooks(rest: RestClient): Promise<Managed> {
+  const dir = mkdtempSync(join(tmpdir(), "kubeplug-echo-"));
+  const caFile = join(dir, "ca.pem");
+  const proc = new Managed("echo-webhook", process.execPath, [join(root, "bench/baselines/echo-webhook.ts"), caFile]);
+  const stop = proc.stop.bind(proc);
+  proc.stop = async () => {
+    const code = await stop();
+    rmSync(dir, { recursive: true, force: true });
+    return code;
+  };
+  const deadline = Date.now() + 30_000;
+  while (!/port \d+/.test(proc.output)) {
+    if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`echo webhook did not start:\n${proc.output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const url = `https://127.0.0.1:${/port (\d+)/.exec(proc.output)?.[1]}`;
+  const caBundle = Buffer.from(readFileSync(caFile)).toString("base64");
+  const webhook = (name: string, path: string) => ({
+    name,
+    clientConfig: { url: `${url}${path}`, caBundle },
+    rules: [{ apiGroups: ["webapp.example.com"], apiVersions: ["v1"], operations: ["CREATE"], resources: ["webapps"] }],
+    sideEffects: "None",
+    admissionReviewVersions: ["v1"],
+    failurePolicy: "Fail",
+  });
+  const api = "/apis/admissionregistration.k8s.io/v1";
+  await rest.request("POST", `${api}/mutatingwebhookconfigurations`, {
+    body: { metadata: { name: "echo-mutating" }, webhooks: [webhook("mecho.bench.example.com", "/mutate")] },
+  });
+  await rest.request("POST", `${api}/validatingwebhookconfigurations`, {
+    body: { metadata: { name: "echo-validating" }, webhooks: [webhook("vecho.bench.example.com", "/validate")] },
+  });
+  // The API server picks up new configurations from its informer: wait until a create is admitted
+  // through them (the echo server counts nothing, so watch the API server's own histogram).
+  const called = async () => {
+    const text = await rest.requestText("GET", "/metrics");
+    return /apiserver_admission_webhook_admission_duration_seconds_count\{name="vecho/.test(text);
+  };
+  while (!(await called())) {
+    if (Date.now() > deadline + 30_000) throw new Error("the API server never called the echo webhook");
+    await rest
+      .request("POST", "/apis/webapp.example.com/v1/namespaces/default/webapps", {
+        body: { apiVersion: "webapp.example.com/v1", kind: "WebApp", metadata: { name: "echo-probe" }, spec: { image: "x:1" } },
+        query: { dryRun: "All" },
+      })
+      .catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 200));
   }
   return proc;
 }

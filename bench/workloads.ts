@@ -14,7 +14,7 @@ import {
 import { type ControlPlane, ensureBinaries, ensureTools, freePort } from "../test/controlplane/index.ts";
 import { createAll, Managed, percentile, rssBytes, Tracker, waitHttpOk } from "./lib/harness.ts";
 import { ensurePepr, startPepr } from "./pepr.ts";
-import { startKubeplug, startRawFloor, startSampleController, withControlPlane } from "./systems.ts";
+import { startEchoWebhooks, startKubeplug, startRawFloor, startSampleController, withControlPlane } from "./systems.ts";
 
 /** Sizes of a run; `smoke` shrinks them so the harness can be tested quickly. */
 export interface Sizes {
@@ -160,6 +160,7 @@ export type ConvergenceSystem =
   | "kubeplugWebhooks"
   | "rawFloor"
   | "minimalFloor"
+  | "minimalFloorWebhooks"
   | "kubeplugFoo"
   | "sampleControllerTuned"
   | "sampleControllerShipped"
@@ -180,6 +181,7 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void, o
     kubeplugWebhooks: [],
     rawFloor: [],
     minimalFloor: [],
+    minimalFloorWebhooks: [],
     kubeplugFoo: [],
     sampleControllerTuned: [],
     sampleControllerShipped: [],
@@ -200,6 +202,8 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void, o
   // The API server's own measure of the webhook calls during each burst with webhooks on (the
   // issue's "during that burst" goal).
   const burstHistograms: WebhookShares[] = [];
+  // The same for a bare echo webhook in front of the minimal floor: the floor of that measure here.
+  const echoHistograms: WebhookShares[] = [];
   // Each compared pair takes turns going first (round 1 kubeplug first, round 2 the raw floor
   // first, ...): in paired runs the order alone moved a single result by more than the gap measured.
   // Self-heal runs after the timing of round 1, on a control plane without audit logging, for
@@ -216,6 +220,13 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void, o
         log(`  CPU ms: ${JSON.stringify(cpu.rawFloor.at(-1))}`);
       },
       async (round) => record("minimalFloor", await convergeRawFloor(s, "minimal"), round, "WebApps"),
+      async (round) =>
+        record(
+          "minimalFloorWebhooks",
+          await convergeRawFloor(s, "minimal", undefined, echoHistograms),
+          round,
+          "WebApps (bare echo webhooks)",
+        ),
       // As `kubeplug run --install` and the chart deploy it: webhooks on, so the finalizer comes with
       // the create (defaulting webhook) instead of a PATCH, and every create passes both webhooks.
       async (round) =>
@@ -242,6 +253,7 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void, o
   // partial run does not blank their earlier figures in the day's file.
   out.convergenceCpuMs = cpu;
   if (burstHistograms.length > 0) out.burstWebhookDuration = burstHistograms;
+  if (echoHistograms.length > 0) out.echoBurstWebhookDuration = echoHistograms;
   out.convergenceMs = Object.fromEntries(Object.entries(times).filter(([, ms]) => ms.length > 0));
   return out;
 }
@@ -275,14 +287,7 @@ async function convergeKubeplug(
       await createAll(rest, webAppPath, webApps(s.convergence), BURST_IN_FLIGHT);
       const ms = await converge(trackers, s.convergence, t0, 600_000);
       cpu?.push(cpuSince(cpu0, cpuOf(cp, kp.proc.pid)));
-      if (hist0) {
-        const hist1 = await webhookHistogram(rest);
-        histograms?.push({
-          calls: hist1.count - hist0.count,
-          within5ms: hist1.le5 - hist0.le5,
-          within25ms: hist1.le25 - hist0.le25,
-        });
-      }
+      if (hist0) histograms?.push(sharesSince(hist0, await webhookHistogram(rest)));
       if (heal) {
         // Workload 3: self-heal.
         heal.kubeplugSelfHealMs = await selfHeal(rest, s.selfHeal, (i) => `app-${i % s.convergence}`);
@@ -316,24 +321,34 @@ async function convergeKubeplug(
 }
 
 /** A raw API floor, no framework: the operator's exact writes (`same`) or only the job's (`minimal`). */
-async function convergeRawFloor(s: Sizes, mode: "same" | "minimal", cpu?: Record<string, number>[]): Promise<number> {
+async function convergeRawFloor(
+  s: Sizes,
+  mode: "same" | "minimal",
+  cpu?: Record<string, number>[],
+  /** With echo webhooks in front (bench/baselines/echo-webhook.ts): gets the burst's webhook shares. */
+  echoHistograms?: WebhookShares[],
+): Promise<number> {
   return withControlPlane({}, async (cp, rest) => {
     await installWebAppCrd(rest);
+    const echo = echoHistograms ? await startEchoWebhooks(rest) : undefined;
     const raw = await startRawFloor(cp.kubeconfigPath, NS, s.workers, mode);
     const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
     try {
       await Promise.all(trackers.map((t) => t.informer.waitForSync()));
       const cpu0 = cpuOf(cp, raw.pid);
+      const hist0 = echo ? await webhookHistogram(rest) : undefined;
       const t0 = performance.now();
       await createAll(rest, webAppPath, webApps(s.convergence), BURST_IN_FLIGHT);
       const ms = await converge(trackers, s.convergence, t0, 600_000).catch((err: unknown) => {
         throw new Error(`raw floor: ${String(err)}; its output:\n${raw.output}`);
       });
       cpu?.push(cpuSince(cpu0, cpuOf(cp, raw.pid)));
+      if (hist0) echoHistograms?.push(sharesSince(hist0, await webhookHistogram(rest)));
       return ms;
     } finally {
       for (const t of trackers) await t.stop();
       await raw.stop();
+      await echo?.stop();
     }
   });
 }
@@ -778,6 +793,12 @@ export interface WebhookShares {
   within5ms: number;
   within25ms: number;
 }
+
+/** The webhook calls between two readings of {@link webhookHistogram}. */
+const sharesSince = (
+  a: { count: number; le5: number; le25: number },
+  b: { count: number; le5: number; le25: number },
+): WebhookShares => ({ calls: b.count - a.count, within5ms: b.le5 - a.le5, within25ms: b.le25 - a.le25 });
 
 async function webhookHistogram(rest: RestClient): Promise<{ count: number; le5: number; le25: number }> {
   const text = await rest.requestText("GET", "/metrics");

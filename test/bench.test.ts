@@ -28,6 +28,7 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
       "kubeplugWebhooks",
       "rawFloor",
       "minimalFloor",
+      "minimalFloorWebhooks",
       "kubeplugFoo",
       "sampleControllerTuned",
       "sampleControllerShipped",
@@ -36,6 +37,15 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
       assert.ok((conv[system]?.[0] as number) > 0, `${system} converged`);
     }
     assert.ok((f.kubeplugStartToReadyMs as number) > 0, "start to ready is measured");
+    // The API server's webhook durations over the bursts: kubeplug's (2 calls per create) and the echo floor's.
+    for (const name of ["burstWebhookDuration", "echoBurstWebhookDuration"]) {
+      const shares = f[name] as { calls: number; within25ms: number }[] | undefined;
+      assert.equal(shares?.length, 1, `${name}: one round`);
+      assert.ok(
+        (shares?.[0]?.calls ?? 0) >= 20,
+        `${name}: the 10 creates' webhook calls were counted (${JSON.stringify(shares)})`,
+      );
+    }
     const load = f.webhookLoad as Record<"kubeplug" | "bare", { rps: number; cpuUsPerRequest: number }[]>;
     for (const server of ["kubeplug", "bare"] as const) {
       assert.equal(load[server].length, 2, `${server}: two alternating load runs`);
@@ -53,6 +63,8 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
     assert.match(md, /Pepr was not part of this run/);
     assert.match(md, /\| Convergence, 10 WebApps \(vs raw API floor\), median of 1 \|/);
     assert.match(md, /\| Webhook server CPU per request/);
+    assert.match(md, /\| Webhook calls within 5 ms \/ 25 ms by the API server's histogram during the convergence bursts/);
+    assert.match(md, /\| The same for a bare echo webhook/);
     assert.match(md, /\| Memory per cached object/);
     t.diagnostic(
       md
