@@ -69,6 +69,8 @@ export class Managed {
   output = "";
   private readonly exited: Promise<number | null>;
   private static readonly live = new Set<Managed>();
+  /** Whether the exit hook that kills what is still running is installed (once per process). */
+  private static hooked = false;
 
   constructor(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
     this.name = name;
@@ -80,7 +82,11 @@ export class Managed {
     this.child.stderr?.on("data", keep);
     this.exited = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
     Managed.live.add(this);
-    if (Managed.live.size === 1) process.once("exit", () => Managed.killAll());
+    // Once: hooking each time the set fills again added a listener per round (node warned past 10).
+    if (!Managed.hooked) {
+      Managed.hooked = true;
+      process.once("exit", () => Managed.killAll());
+    }
   }
 
   get pid(): number {
