@@ -14,7 +14,14 @@ import {
 import { type ControlPlane, ensureBinaries, ensureTools, freePort } from "../test/controlplane/index.ts";
 import { createAll, Managed, percentile, rssBytes, Tracker, waitHttpOk } from "./lib/harness.ts";
 import { ensurePepr, startPepr } from "./pepr.ts";
-import { startEchoWebhooks, startKubeplug, startRawFloor, startSampleController, withControlPlane } from "./systems.ts";
+import {
+  type KubeplugProcess,
+  startEchoWebhooks,
+  startKubeplug,
+  startRawFloor,
+  startSampleController,
+  withControlPlane,
+} from "./systems.ts";
 
 /** Sizes of a run; `smoke` shrinks them so the harness can be tested quickly. */
 export interface Sizes {
@@ -280,6 +287,7 @@ async function convergeKubeplug(
     const kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers, webhooks });
     const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
     try {
+      if (webhooks) await untilWebhooksAdmit(rest, kp);
       await Promise.all(trackers.map((t) => t.informer.waitForSync()));
       const cpu0 = cpuOf(cp, kp.proc.pid);
       const hist0 = histograms ? await webhookHistogram(rest) : undefined;
@@ -318,6 +326,29 @@ async function convergeKubeplug(
       await kp.proc.stop();
     }
   });
+}
+
+/**
+ * `run --install` registers the webhooks once their server serves, after /readyz may already pass:
+ * waits until the API server calls them (a dry-run create its validating webhook refuses), so no
+ * create of a measurement goes through without them.
+ */
+async function untilWebhooksAdmit(rest: RestClient, kp: KubeplugProcess): Promise<void> {
+  const probe = async () => {
+    try {
+      await rest.request("POST", webAppPath(), { body: webApps(1, "probe")[0], query: { dryRun: "All" } });
+      const bad = { ...webApps(1, "probe")[0], spec: { image: "x", replicas: 11 } };
+      await rest.request("POST", webAppPath(), { body: bad, query: { dryRun: "All" } });
+      return false;
+    } catch (err) {
+      return /mwebapp|replicas must be between/.test(String(err));
+    }
+  };
+  const deadline = Date.now() + 60_000;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`webhooks never answered:\n${kp.proc.output}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /** A raw API floor, no framework: the operator's exact writes (`same`) or only the job's (`minimal`). */
@@ -693,9 +724,10 @@ const LOAD_REVIEW = JSON.stringify({
  */
 async function loadAgainstBare(url: string, serverPid: number, s: Sizes, log: (m: string) => void, who: string) {
   const answer = await fetchInsecure(url, LOAD_REVIEW);
-  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
-  const answerFile = join(mkdtempSync(join(tmpdir(), "kubeplug-bare-")), "answer.json");
+  const answerDir = mkdtempSync(join(tmpdir(), "kubeplug-bare-"));
+  const answerFile = join(answerDir, "answer.json");
   writeFileSync(answerFile, answer);
   const bare = new Managed("bare-https", process.execPath, [join(import.meta.dirname, "baselines/bare-https.ts"), answerFile]);
   try {
@@ -722,6 +754,7 @@ async function loadAgainstBare(url: string, serverPid: number, s: Sizes, log: (m
     return runs;
   } finally {
     await bare.stop();
+    rmSync(answerDir, { recursive: true, force: true });
   }
 }
 
@@ -731,22 +764,7 @@ export async function admissionWorkloads(s: Sizes, log: (m: string) => void) {
   await withControlPlane({ controllerManager: false }, async (cp, rest) => {
     const kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers, webhooks: true });
     try {
-      // run --install registers the webhooks once the server serves; wait until the API server calls them.
-      const probe = async () => {
-        try {
-          await rest.request("POST", webAppPath(), { body: webApps(1, "probe")[0], query: { dryRun: "All" } });
-          const bad = { ...webApps(1, "probe")[0], spec: { image: "x", replicas: 11 } };
-          await rest.request("POST", webAppPath(), { body: bad, query: { dryRun: "All" } });
-          return false;
-        } catch (err) {
-          return /mwebapp|replicas must be between/.test(String(err));
-        }
-      };
-      const deadline = Date.now() + 60_000;
-      while (!(await probe())) {
-        if (Date.now() > deadline) throw new Error(`webhooks never answered:\n${kp.proc.output}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      await untilWebhooksAdmit(rest, kp);
       // The API server's webhook durations during the real creates only (the dry-run series after
       // them is the idle measure, and would dilute the creates' share).
       const histogramBefore = await webhookHistogram(rest);
