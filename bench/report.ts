@@ -258,14 +258,17 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
   }
   type Shares = { calls: number; within5ms: number; within25ms: number };
   const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
-  // The goal's measure: the convergence bursts with webhooks on (every round's calls together).
-  const bursts = f.burstWebhookDuration as Shares[] | undefined;
-  if (bursts?.length) {
-    const sum = bursts.reduce((a, b) => ({
+  /** Every round's calls together. */
+  const total = (rounds: Shares[]): Shares =>
+    rounds.reduce((a, b) => ({
       calls: a.calls + b.calls,
       within5ms: a.within5ms + b.within5ms,
       within25ms: a.within25ms + b.within25ms,
     }));
+  // The goal's measure: the convergence bursts with webhooks on.
+  const bursts = f.burstWebhookDuration as Shares[] | undefined;
+  if (bursts?.length) {
+    const sum = total(bursts);
     const [p5, p25] = [sum.within5ms / sum.calls, sum.within25ms / sum.calls];
     rows.push([
       `Webhook calls within 5 ms / 25 ms by the API server's histogram during the convergence bursts (webhooks on; ${sum.calls} calls in ${bursts.length} rounds)`,
@@ -278,11 +281,7 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
   }
   const echo = f.echoBurstWebhookDuration as Shares[] | undefined;
   if (echo?.length) {
-    const sum = echo.reduce((a, b) => ({
-      calls: a.calls + b.calls,
-      within5ms: a.within5ms + b.within5ms,
-      within25ms: a.within25ms + b.within25ms,
-    }));
+    const sum = total(echo);
     rows.push([
       `The same for a bare echo webhook (bench/baselines/echo-webhook.ts) in front of the minimal-write floor's bursts (${sum.calls} calls): the floor of this measure on this machine`,
       `${pct(sum.within5ms / sum.calls)} / ${pct(sum.within25ms / sum.calls)}`,
