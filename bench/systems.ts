@@ -1,6 +1,6 @@
 /** Starting the systems under test: kubeplug, the raw floor, sample-controller. */
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RestClient } from "../core/runtime.ts";
@@ -175,22 +175,15 @@ export async function startRawFloor(
  * validating webhook for WebApp creates, failurePolicy Fail; resolves once the API server calls it.
  */
 export async function startEchoWebhooks(rest: RestClient): Promise<Managed> {
-  const dir = mkdtempSync(join(tmpdir(), "kubeplug-echo-"));
-  const caFile = join(dir, "ca.pem");
-  const proc = new Managed("echo-webhook", process.execPath, [join(root, "bench/baselines/echo-webhook.ts"), caFile]);
-  const stop = proc.stop.bind(proc);
-  proc.stop = async () => {
-    const code = await stop();
-    rmSync(dir, { recursive: true, force: true });
-    return code;
-  };
+  const proc = new Managed("echo-webhook", process.execPath, [join(root, "bench/baselines/echo-webhook.ts")]);
   const deadline = Date.now() + 30_000;
-  while (!/port \d+/.test(proc.output)) {
+  const started = () => /port (\d+) ca (\S+)\n/.exec(proc.output);
+  while (!started()) {
     if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`echo webhook did not start:\n${proc.output}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  const url = `https://127.0.0.1:${/port (\d+)/.exec(proc.output)?.[1]}`;
-  const caBundle = Buffer.from(readFileSync(caFile)).toString("base64");
+  const [, port, caBundle] = started() as RegExpExecArray;
+  const url = `https://127.0.0.1:${port}`;
   const webhook = (name: string, path: string) => ({
     name,
     clientConfig: { url: `${url}${path}`, caBundle },

@@ -3,15 +3,13 @@
  * certificate type as kubeplug's) that admits every AdmissionReview, echoing its uid, with no
  * parsing, validation or patch. Registered as a mutating and a validating webhook for WebApp creates
  * (the calls kubeplug's webhooks get in a burst), it shows how fast the API server can call a
- * webhook at all on this machine while the burst loads it. Writes its CA (PEM) to CA_FILE and prints
- * its port. Usage: node echo-webhook.ts CA_FILE
+ * webhook at all on this machine while the burst loads it. Prints its port and its CA (base64 PEM,
+ * a webhook's caBundle) on one line. Usage: node echo-webhook.ts
  */
-import { writeFileSync } from "node:fs";
 import { createServer } from "node:https";
 import { generateTls } from "../../webhooks/index.ts";
 
 const tls = generateTls({ hosts: ["127.0.0.1"] });
-writeFileSync(process.argv[2] as string, tls.ca);
 const server = createServer({ cert: tls.cert, key: tls.key, minVersion: "TLSv1.2" }, (req, res) => {
   const chunks: Buffer[] = [];
   req.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -23,5 +21,8 @@ const server = createServer({ cert: tls.cert, key: tls.key, minVersion: "TLSv1.2
     res.end(body);
   });
 });
-server.listen(0, "127.0.0.1", () => process.stdout.write(`port ${(server.address() as { port: number }).port}\n`));
+server.listen(0, "127.0.0.1", () => {
+  const { port } = server.address() as { port: number };
+  process.stdout.write(`port ${port} ca ${Buffer.from(tls.ca).toString("base64")}\n`);
+});
 process.on("SIGTERM", () => server.close(() => process.exit(0)));
