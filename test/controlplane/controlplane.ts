@@ -67,15 +67,50 @@ export interface ControlPlane {
 }
 
 /** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A port nobody listens on, for a process started next to bind. It is picked
+ * below the kernel's ephemeral range: a port from listen(0) lies inside that
+ * range, and between our close and the child's bind the kernel may hand it to
+ * an outgoing connection as its source port (the API server's to etcd, say),
+ * and the child then fails with EADDRINUSE. That happened once in CI to the
+ * bench's webhook port. Ports below the range are only ever taken by a bind,
+ * so the check here holds until the child binds, except against another
+ * process doing the same pick at the same moment, which the random start and
+ * the in-process set make rare.
+ */
+export async function freePort(): Promise<number> {
+  const low = ephemeralLow() - 1;
+  const span = low - PICK_FLOOR;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PICK_FLOOR + Math.floor(Math.random() * span);
+    if (handedOut.has(port)) continue;
+    if (await canListen(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`freePort: no free port between ${PICK_FLOOR} and ${low} after 200 tries`);
+}
+
+/** Above the well-known and registered ports the control plane and tools use (6443, 2379, 10257, ...). */
+const PICK_FLOOR = 20000;
+const handedOut = new Set<number>();
+
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > PICK_FLOOR + 1000) return low;
+  } catch {
+    // not Linux: fall through to the Linux default
+  }
+  return 32768;
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
   });
 }
 
