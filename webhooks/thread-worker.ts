@@ -13,6 +13,7 @@ import { SharedCache } from "../core/cache/shared-cache.ts";
 import { Client } from "../core/client/client.ts";
 import { RestClient } from "../core/client/rest.ts";
 import { createLogger } from "../core/logger.ts";
+import { IdleMemoryReducer } from "../core/manager/memory.ts";
 import { type PluginHost, pluginContext } from "../core/manager/plugin-context.ts";
 import type { PluginModule } from "../core/manager/plugin-modules.ts";
 import { Metrics } from "../core/metrics/metrics.ts";
@@ -141,6 +142,8 @@ export async function serveAdmission(): Promise<void> {
     }
   });
   const running = [cache.start(stop.signal), server.start(stop.signal, (p) => send({ type: "serving", port: p }))];
+  // The thread has its own heap, grown by bursts of reviews, and its own event loop to judge idleness by.
+  if (settings.config.reduceMemoryWhenIdle) running.push(new IdleMemoryReducer({ logger }).start(stop.signal));
   await Promise.all(running);
   send({ type: "stopped" });
   port.close();

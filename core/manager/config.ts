@@ -169,6 +169,13 @@ const FLAGS = {
     help: "serve admission on a thread of its own, so webhook calls never wait behind reconciles and cache updates (plugins loaded from modules; false: on the main thread)",
     boolean: true,
   },
+  "reduce-memory-when-idle": {
+    key: "reduceMemoryWhenIdle",
+    schema: bool,
+    default: "true",
+    help: "once a thread goes idle after a busy spell, ask V8 for one memory-reducing collection so RSS falls back from its peak (false: leave it to V8)",
+    boolean: true,
+  },
   "webhook-cert-dir": {
     key: "webhookCertDir",
     schema: z.string().optional(),

@@ -22,6 +22,7 @@ import { untilAborted } from "../sleep.ts";
 import type { WebhookRegistrar } from "../webhook.ts";
 import type { ManagerConfig } from "./config.ts";
 import { close, HealthChecks, listen } from "./health.ts";
+import { IdleMemoryReducer } from "./memory.ts";
 import { type PluginHost, pluginContext } from "./plugin-context.ts";
 
 /** The manager's collaborators (built by the container; tests may build them directly). */
@@ -92,6 +93,7 @@ export class Manager {
     this.eventQueue = new EventQueue(this.logger.child({ component: "events" }), {
       onDropped: () => this.metrics.eventsDropped.inc(),
     });
+    if (this.config.reduceMemoryWhenIdle) this.add(new IdleMemoryReducer({ logger: this.logger.child({ component: "memory" }) }));
     this.health.addHealthCheck("ping", () => undefined);
     this.health.addReadyCheck("informers", () => {
       if (!this.cache.hasSynced) throw new Error("informer caches have not synced yet");
