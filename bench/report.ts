@@ -412,16 +412,45 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
   const kRss = f.kubeplugRssBytes as number[] | undefined;
   const sRss = f.sampleControllerRssBytes as number[] | undefined;
   if (kRss) {
+    // Runs before 2026-12-04 read RSS once, 3 s after converging; later runs read it settled too.
+    const settle = (r.sizes as unknown as { memorySettleSeconds?: number }).memorySettleSeconds;
+    const kAfter = f.kubeplugRssJustAfterBytes as number[] | undefined;
+    const sAfter = f.sampleControllerRssJustAfterBytes as number[] | undefined;
+    const when = settle ? `, ${settle} s after converging` : "";
     sizes.forEach((size, i) => {
       rows.push([
-        `RSS with ${size} WebApps/Foos and their children in the cache`,
+        `RSS with ${size} WebApps/Foos and their children in the cache${when}`,
         mib(kRss[i]),
         mib(sRss?.[i]),
         ratio(kRss[i], sRss?.[i]),
-        "",
-        "",
+        i === 0 && size === 1000 ? "<= 120 MiB" : "",
+        i === 0 && size === 1000 ? yes((kRss[i] as number) <= 120 * 2 ** 20) : "",
       ]);
     });
+    if (kAfter?.length) {
+      sizes.forEach((size, i) => {
+        rows.push([
+          `RSS with ${size} WebApps/Foos, 3 s after converging (before kubeplug's idle memory reduction)`,
+          mib(kAfter[i]),
+          mib(sAfter?.[i]),
+          ratio(kAfter[i], sAfter?.[i]),
+          "(diagnostic)",
+          "",
+        ]);
+      });
+    }
+    const deployed = f.kubeplugDeployedRssBytes as number[] | undefined;
+    const deployedAfter = f.kubeplugDeployedRssJustAfterBytes as number[] | undefined;
+    if (deployed?.length) {
+      rows.push([
+        `RSS with ${sizes[0]} WebApps, kubeplug as deployed (webhooks on: the admission thread too)${when} / 3 s after`,
+        `${mib(deployed[0])} / ${mib(deployedAfter?.[0])}`,
+        "",
+        "",
+        "(reference)",
+        "",
+      ]);
+    }
     if (sizes.length >= 2) {
       const span = (sizes.at(-1) as number) - (sizes[0] as number);
       // Per cached object: kubeplug caches a WebApp, a Deployment and a Service per unit; sample-controller a Foo and a Deployment.

@@ -33,6 +33,11 @@ export interface Sizes {
   admissionDryRun: number;
   loadSeconds: number;
   memory: readonly number[];
+  /**
+   * Seconds after convergence at which the memory workload reads RSS "settled": past kubeplug's idle
+   * memory reduction (5-10 s after a burst; core/manager/memory.ts). RSS 3 s after is kept beside it.
+   */
+  memorySettleSeconds: number;
   workers: number;
   /** Rounds of the convergence and webhook-load comparisons (median reported). */
   rounds: number;
@@ -46,6 +51,7 @@ export const FULL: Sizes = {
   admissionDryRun: 2000,
   loadSeconds: 10,
   memory: [1000, 5000, 10000],
+  memorySettleSeconds: 20,
   workers: 4,
   rounds: 5,
 };
@@ -57,6 +63,7 @@ export const SMOKE: Sizes = {
   admissionDryRun: 10,
   loadSeconds: 1,
   memory: [20, 40],
+  memorySettleSeconds: 4,
   workers: 4,
   rounds: 1,
 };
@@ -960,7 +967,11 @@ const createFoos = (rest: RestClient, from: number, to: number) =>
 
 const sumRss = (pids: number[]) => pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
 
-/** Grows the objects to each of `s.memory` sizes; at each, once converged and settled, the RSS. */
+/**
+ * Grows the objects to each of `s.memory` sizes; at each, once converged, the RSS 3 s after (into
+ * `justAfter`) and `s.memorySettleSeconds` after (returned): an operator's steady state, which is
+ * what its memory request must cover.
+ */
 async function rssAtSizes(
   rest: RestClient,
   s: Sizes,
@@ -972,6 +983,7 @@ async function rssAtSizes(
   timeoutPerSizeMs = 1_800_000,
   /** Filled size by size, so the caller keeps the sizes reached when a later one times out. */
   out: number[] = [],
+  justAfter: number[] = [],
 ): Promise<number[]> {
   await Promise.all(trackers.map((t) => t.informer.waitForSync()));
   let created = 0;
@@ -979,9 +991,13 @@ async function rssAtSizes(
     await create(rest, created, size);
     created = size;
     await Promise.all(trackers.map((t) => t.waitFor(size, timeoutPerSizeMs)));
+    const converged = performance.now();
     await new Promise((r) => setTimeout(r, 3_000));
+    justAfter.push(rss());
+    await new Promise((r) => setTimeout(r, Math.max(0, s.memorySettleSeconds * 1000 - (performance.now() - converged))));
     out.push(rss());
-    log(`${who} RSS with ${size} objects and their children: ${((out.at(-1) as number) / 2 ** 20).toFixed(0)} MiB`);
+    const at = (bytes: number | undefined) => `${((bytes as number) / 2 ** 20).toFixed(0)} MiB`;
+    log(`${who} RSS with ${size} objects and their children: ${at(out.at(-1))} (${at(justAfter.at(-1))} 3 s after converging)`);
   }
   return out;
 }
@@ -994,11 +1010,49 @@ export async function memoryWorkloads(s: Sizes, log: (m: string) => void) {
     let kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers });
     const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
     try {
-      out.kubeplugRssBytes = await rssAtSizes(rest, s, trackers, createWebApps, () => rssBytes(kp.proc.pid), log, "kubeplug");
+      const justAfter: number[] = [];
+      out.kubeplugRssJustAfterBytes = justAfter;
+      out.kubeplugRssBytes = await rssAtSizes(
+        rest,
+        s,
+        trackers,
+        createWebApps,
+        () => rssBytes(kp.proc.pid),
+        log,
+        "kubeplug",
+        undefined,
+        [],
+        justAfter,
+      );
       await kp.proc.stop();
       kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers, readyTimeoutMs: 600_000 });
       out.kubeplugStartToReadyMs = kp.readyMs;
       log(`kubeplug start to ready with ${s.memory.at(-1)} WebApps: ${(kp.readyMs / 1000).toFixed(2)} s`);
+    } finally {
+      for (const t of trackers) await t.stop();
+      await kp.proc.stop();
+    }
+  });
+  // As deployed (the chart's default): webhooks on, so the admission thread's RSS counts too; at the first size.
+  await withControlPlane({ controllerManager: false }, async (cp, rest) => {
+    const kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers, webhooks: true });
+    const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
+    try {
+      await untilWebhooksAdmit(rest, kp);
+      const justAfter: number[] = [];
+      out.kubeplugDeployedRssJustAfterBytes = justAfter;
+      out.kubeplugDeployedRssBytes = await rssAtSizes(
+        rest,
+        { ...s, memory: s.memory.slice(0, 1) },
+        trackers,
+        createWebApps,
+        () => rssBytes(kp.proc.pid),
+        log,
+        "kubeplug (webhooks on)",
+        undefined,
+        [],
+        justAfter,
+      );
     } finally {
       for (const t of trackers) await t.stop();
       await kp.proc.stop();
@@ -1010,6 +1064,8 @@ export async function memoryWorkloads(s: Sizes, log: (m: string) => void) {
     const sc = startSampleController(binary, cp.kubeconfigPath, { qps: 10_000, workers: s.workers });
     const trackers = fooTrackers(rest);
     try {
+      const justAfter: number[] = [];
+      out.sampleControllerRssJustAfterBytes = justAfter;
       out.sampleControllerRssBytes = await rssAtSizes(
         rest,
         s,
@@ -1018,6 +1074,9 @@ export async function memoryWorkloads(s: Sizes, log: (m: string) => void) {
         () => rssBytes(sc.pid),
         log,
         "sample-controller",
+        undefined,
+        [],
+        justAfter,
       );
     } finally {
       for (const t of trackers) await t.stop();

@@ -57,6 +57,8 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
     assert.equal(adm.withoutWebhooksMs.length, 10);
     assert.equal((f.kubeplugRssBytes as number[]).length, 2);
     assert.equal((f.sampleControllerRssBytes as number[]).length, 2);
+    assert.equal((f.kubeplugRssJustAfterBytes as number[]).length, 2, "RSS 3 s after converging too");
+    assert.equal((f.kubeplugDeployedRssBytes as number[]).length, 1, "RSS as deployed (webhooks on) at the first size");
     const idle = f.idle as { operatorMetrics: Record<string, number>; auditLog: Record<string, number> };
     assert.ok(idle.operatorMetrics && idle.auditLog, "idle requests counted two ways");
     const md = readFileSync(join(out, "RESULTS.md"), "utf8");
@@ -66,6 +68,7 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
     assert.match(md, /\| Webhook calls within 5 ms \/ 25 ms by the API server's histogram during the convergence bursts/);
     assert.match(md, /\| The same for a bare echo webhook/);
     assert.match(md, /\| Memory per cached object/);
+    assert.match(md, /\| RSS with 20 WebApps, kubeplug as deployed \(webhooks on/);
     t.diagnostic(
       md
         .split("\n")
