@@ -396,8 +396,8 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
       kRps.toFixed(0),
       bRps.toFixed(0),
       times(rpsRatio),
-      ">= 0.7x",
-      yes(rpsRatio === undefined ? undefined : rpsRatio >= 0.7),
+      ">= 0.8x",
+      yes(rpsRatio === undefined ? undefined : rpsRatio >= 0.8),
     ]);
     rows.push([
       "Webhook server CPU per request (same runs)",
