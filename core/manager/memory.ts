@@ -106,8 +106,17 @@ export class IdleMemoryReducer implements Runnable {
     if (performance.now() - this.lastReductionAt < this.minIntervalMs) return undefined;
     const heapBeforeBytes = getHeapStatistics().total_heap_size;
     if (heapBeforeBytes < this.baselineBytes + this.growthBytes) return undefined;
+    let gc: GcFunction;
+    try {
+      gc = lowMemoryGc();
+    } catch (err) {
+      // A Node whose V8 flags cannot change after start: leave memory to V8 from now on.
+      this.options.logger.warn({ err: String(err) }, "cannot ask V8 to reduce memory; idle memory reduction is off");
+      this.baselineBytes = Number.POSITIVE_INFINITY;
+      return undefined;
+    }
     const started = performance.now();
-    lowMemoryGc()({ type: "major", execution: "sync", flavor: "last-resort" });
+    gc({ type: "major", execution: "sync", flavor: "last-resort" });
     const durationMs = performance.now() - started;
     const heapAfterBytes = getHeapStatistics().total_heap_size;
     this.baselineBytes = heapAfterBytes;
