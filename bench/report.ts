@@ -412,7 +412,7 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
   const kRss = f.kubeplugRssBytes as number[] | undefined;
   const sRss = f.sampleControllerRssBytes as number[] | undefined;
   if (kRss) {
-    // Runs before 2026-12-04 read RSS once, 3 s after converging; later runs read it settled too.
+    // Runs before the night of 2026-12-03 read RSS once, 3 s after converging; later runs read it settled too.
     const settle = (r.sizes as unknown as { memorySettleSeconds?: number }).memorySettleSeconds;
     const kAfter = f.kubeplugRssJustAfterBytes as number[] | undefined;
     const sAfter = f.sampleControllerRssJustAfterBytes as number[] | undefined;
