@@ -256,7 +256,12 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
       "",
     ]);
   }
-  type Shares = { calls: number; within5ms: number; within25ms: number };
+  type Shares = {
+    calls: number;
+    within5ms: number;
+    within25ms: number;
+    byType?: Record<string, { calls: number; within5ms: number; within25ms: number }>;
+  };
   const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
   /** Every round's calls together. */
   const total = (rounds: Shares[]): Shares =>
@@ -288,6 +293,29 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
       "",
       "",
       "(reference)",
+      "",
+    ]);
+  }
+  // By type (runs from the night of 2026-12-03 on): the validating calls compare the webhook servers
+  // alone; a mutating call's duration also holds the API server applying the returned patch (the
+  // echo returns none).
+  const ofType = (rounds: Shares[] | undefined, type: string): Shares | undefined => {
+    const typed = rounds?.map((r) => r.byType?.[type]).filter((t): t is Shares => t !== undefined);
+    return typed?.length ? total(typed) : undefined;
+  };
+  for (const [type, label] of [
+    ["validating", "validating calls only (no patch: the webhook servers alone)"],
+    ["admit", "mutating calls only (kubeplug's carry a patch the API server applies inside the measure; the echo's none)"],
+  ] as const) {
+    const k = ofType(bursts, type);
+    const e = ofType(echo, type);
+    if (!k?.calls || !e?.calls) continue;
+    rows.push([
+      `Webhook calls within 5 ms / 25 ms during the bursts, ${label}: kubeplug / bare echo`,
+      `${pct(k.within5ms / k.calls)} / ${pct(k.within25ms / k.calls)}`,
+      `${pct(e.within5ms / e.calls)} / ${pct(e.within25ms / e.calls)}`,
+      "",
+      "(diagnostic)",
       "",
     ]);
   }

@@ -39,11 +39,16 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
     assert.ok((f.kubeplugStartToReadyMs as number) > 0, "start to ready is measured");
     // The API server's webhook durations over the bursts: kubeplug's (2 calls per create) and the echo floor's.
     for (const name of ["burstWebhookDuration", "echoBurstWebhookDuration"]) {
-      const shares = f[name] as { calls: number; within25ms: number }[] | undefined;
+      const shares = f[name] as { calls: number; byType?: Record<string, { calls: number }> }[] | undefined;
       assert.equal(shares?.length, 1, `${name}: one round`);
       assert.ok(
         (shares?.[0]?.calls ?? 0) >= 20,
         `${name}: the 10 creates' webhook calls were counted (${JSON.stringify(shares)})`,
+      );
+      const byType = shares?.[0]?.byType ?? {};
+      assert.ok(
+        (byType.admit?.calls ?? 0) >= 10 && (byType.validating?.calls ?? 0) >= 10,
+        `${name}: mutating and validating calls counted apart (${JSON.stringify(byType)})`,
       );
     }
     const load = f.webhookLoad as Record<"kubeplug" | "bare", { rps: number; cpuUsPerRequest: number }[]>;
@@ -67,6 +72,7 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
     assert.match(md, /\| Webhook server CPU per request/);
     assert.match(md, /\| Webhook calls within 5 ms \/ 25 ms by the API server's histogram during the convergence bursts/);
     assert.match(md, /\| The same for a bare echo webhook/);
+    assert.match(md, /\| Webhook calls within 5 ms \/ 25 ms during the bursts, validating calls only/);
     assert.match(md, /\| Memory per cached object/);
     assert.match(md, /\| RSS with 20 WebApps, kubeplug as deployed \(webhooks on/);
     t.diagnostic(
