@@ -896,9 +896,8 @@ export async function peprWorkloads(s: Sizes, log: (m: string) => void) {
         // Pepr may not keep up at the largest sizes (in the run of 2026-11-25 it reached 6,127 of
         // 10,000 WebApps in 30 minutes at 2.2 GiB): record that as the finding instead of losing
         // every other figure of the run, and give up after 10 minutes per size, not 30.
-        const sizes: number[] = [];
-        out.peprRssBytes = sizes;
-        await rssAtSizes(rest, s, trackers, createWebApps, () => sumRss(pepr.pids()), log, "Pepr", 600_000, sizes).catch(
+        const record = { out, key: "pepr", timeoutPerSizeMs: 600_000 };
+        await rssAtSizes(rest, s, trackers, createWebApps, () => sumRss(pepr.pids()), log, "Pepr", record).catch(
           (err: unknown) => {
             out.peprMemoryError = String(err);
             log(`Pepr memory workload stopped: ${String(err)}`);
@@ -992,9 +991,10 @@ const createFoos = (rest: RestClient, from: number, to: number) =>
 const sumRss = (pids: number[]) => pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
 
 /**
- * Grows the objects to each of `s.memory` sizes; at each, once converged, the RSS 3 s after (into
- * `justAfter`) and `s.memorySettleSeconds` after (returned): an operator's steady state, which is
- * what its memory request must cover.
+ * Grows the objects to each of `s.memory` sizes; at each, once converged, the RSS 3 s after and
+ * `s.memorySettleSeconds` after (an operator's steady state, which its memory request must cover).
+ * Records them in `record.out` as `<key>RssJustAfterBytes` and `<key>RssBytes`, filled size by size,
+ * so the sizes reached stay recorded when a later one times out.
  */
 async function rssAtSizes(
   rest: RestClient,
@@ -1004,26 +1004,28 @@ async function rssAtSizes(
   rss: () => number,
   log: (m: string) => void,
   who: string,
-  timeoutPerSizeMs = 1_800_000,
-  /** Filled size by size, so the caller keeps the sizes reached when a later one times out. */
-  out: number[] = [],
-  justAfter: number[] = [],
-): Promise<number[]> {
+  record: { out: Record<string, unknown>; key: string; timeoutPerSizeMs?: number },
+): Promise<void> {
+  const settled: number[] = [];
+  const justAfter: number[] = [];
+  record.out[`${record.key}RssBytes`] = settled;
+  record.out[`${record.key}RssJustAfterBytes`] = justAfter;
   await Promise.all(trackers.map((t) => t.informer.waitForSync()));
   let created = 0;
   for (const size of s.memory) {
     await create(rest, created, size);
     created = size;
-    await Promise.all(trackers.map((t) => t.waitFor(size, timeoutPerSizeMs)));
+    await Promise.all(trackers.map((t) => t.waitFor(size, record.timeoutPerSizeMs ?? 1_800_000)));
     const converged = performance.now();
     await new Promise((r) => setTimeout(r, 3_000));
     justAfter.push(rss());
     await new Promise((r) => setTimeout(r, Math.max(0, s.memorySettleSeconds * 1000 - (performance.now() - converged))));
-    out.push(rss());
+    settled.push(rss());
     const at = (bytes: number | undefined) => `${((bytes as number) / 2 ** 20).toFixed(0)} MiB`;
-    log(`${who} RSS with ${size} objects and their children: ${at(out.at(-1))} (${at(justAfter.at(-1))} 3 s after converging)`);
+    log(
+      `${who} RSS with ${size} objects and their children: ${at(settled.at(-1))} (${at(justAfter.at(-1))} 3 s after converging)`,
+    );
   }
-  return out;
 }
 
 /** Workload 5: memory with many objects in the cache, and start-to-ready at the largest size. */
@@ -1034,20 +1036,7 @@ export async function memoryWorkloads(s: Sizes, log: (m: string) => void) {
     let kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers });
     const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
     try {
-      const justAfter: number[] = [];
-      out.kubeplugRssJustAfterBytes = justAfter;
-      out.kubeplugRssBytes = await rssAtSizes(
-        rest,
-        s,
-        trackers,
-        createWebApps,
-        () => rssBytes(kp.proc.pid),
-        log,
-        "kubeplug",
-        undefined,
-        [],
-        justAfter,
-      );
+      await rssAtSizes(rest, s, trackers, createWebApps, () => rssBytes(kp.proc.pid), log, "kubeplug", { out, key: "kubeplug" });
       await kp.proc.stop();
       kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers, readyTimeoutMs: 600_000 });
       out.kubeplugStartToReadyMs = kp.readyMs;
@@ -1063,20 +1052,12 @@ export async function memoryWorkloads(s: Sizes, log: (m: string) => void) {
     const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
     try {
       await untilWebhooksAdmit(rest, kp);
-      const justAfter: number[] = [];
-      out.kubeplugDeployedRssJustAfterBytes = justAfter;
-      out.kubeplugDeployedRssBytes = await rssAtSizes(
-        rest,
-        { ...s, memory: s.memory.slice(0, 1) },
-        trackers,
-        createWebApps,
-        () => rssBytes(kp.proc.pid),
-        log,
-        "kubeplug (webhooks on)",
-        undefined,
-        [],
-        justAfter,
-      );
+      const first = { ...s, memory: s.memory.slice(0, 1) };
+      const rss = () => rssBytes(kp.proc.pid);
+      await rssAtSizes(rest, first, trackers, createWebApps, rss, log, "kubeplug (webhooks on)", {
+        out,
+        key: "kubeplugDeployed",
+      });
     } finally {
       for (const t of trackers) await t.stop();
       await kp.proc.stop();
@@ -1088,20 +1069,10 @@ export async function memoryWorkloads(s: Sizes, log: (m: string) => void) {
     const sc = startSampleController(binary, cp.kubeconfigPath, { qps: 10_000, workers: s.workers });
     const trackers = fooTrackers(rest);
     try {
-      const justAfter: number[] = [];
-      out.sampleControllerRssJustAfterBytes = justAfter;
-      out.sampleControllerRssBytes = await rssAtSizes(
-        rest,
-        s,
-        trackers,
-        createFoos,
-        () => rssBytes(sc.pid),
-        log,
-        "sample-controller",
-        undefined,
-        [],
-        justAfter,
-      );
+      await rssAtSizes(rest, s, trackers, createFoos, () => rssBytes(sc.pid), log, "sample-controller", {
+        out,
+        key: "sampleController",
+      });
     } finally {
       for (const t of trackers) await t.stop();
       await sc.stop();
