@@ -62,8 +62,6 @@ export interface IdleMemoryReducerOptions {
   growthBytes?: number;
   /** Least time between two reductions (default 60 s). */
   minIntervalMs?: number;
-  /** Called after each reduction (metrics, tests). */
-  onReduced?: (reduction: Reduction) => void;
 }
 
 /** See the module comment. Runs on every replica (not only the leader). */
@@ -78,10 +76,10 @@ export class IdleMemoryReducer implements Runnable {
   /** The heap right after the last reduction; 0 before the first, so start-up's garbage goes too. */
   private baselineBytes = 0;
   private lastReductionAt = Number.NEGATIVE_INFINITY;
-  private readonly options: IdleMemoryReducerOptions;
+  private readonly logger: Logger;
 
   constructor(options: IdleMemoryReducerOptions) {
-    this.options = options;
+    this.logger = options.logger;
     this.intervalMs = options.intervalMs ?? 5_000;
     this.idleUtilization = options.idleUtilization ?? 0.05;
     this.growthBytes = options.growthBytes ?? 16 * 2 ** 20;
@@ -111,7 +109,7 @@ export class IdleMemoryReducer implements Runnable {
       gc = lowMemoryGc();
     } catch (err) {
       // A Node whose V8 flags cannot change after start: leave memory to V8 from now on.
-      this.options.logger.warn({ err: String(err) }, "cannot ask V8 to reduce memory; idle memory reduction is off");
+      this.logger.warn({ err: String(err) }, "cannot ask V8 to reduce memory; idle memory reduction is off");
       this.baselineBytes = Number.POSITIVE_INFINITY;
       return undefined;
     }
@@ -124,11 +122,10 @@ export class IdleMemoryReducer implements Runnable {
     // The pause is not utilisation the next look should see as work.
     this.lastLoop = performance.eventLoopUtilization();
     const reduction = { heapBeforeBytes, heapAfterBytes, durationMs };
-    this.options.logger.debug(
+    this.logger.debug(
       { heapBeforeMiB: mib(heapBeforeBytes), heapAfterMiB: mib(heapAfterBytes), pauseMs: Math.round(durationMs) },
       "idle after a busy spell: gave heap memory back",
     );
-    this.options.onReduced?.(reduction);
     return reduction;
   }
 }
