@@ -21,11 +21,15 @@ function fillMissing(target: unknown, defaults: unknown): unknown {
   return out;
 }
 
-function schemaCauses(entry: WebhookEntry, obj: KubeObject): { causes: FieldCause[]; defaulted: unknown } {
-  if (!isCustomKind(entry.kind)) return { causes: [], defaulted: (obj as { spec?: unknown }).spec };
+/**
+ * The spec's schema problems and, when `withDefaults`, the spec with the schema's defaults filled
+ * in (only a defaulting webhook needs it: a validating one skips the copy).
+ */
+function schemaCauses(entry: WebhookEntry, obj: KubeObject, withDefaults: boolean): { causes: FieldCause[]; defaulted: unknown } {
   const spec = (obj as { spec?: unknown }).spec;
+  if (!isCustomKind(entry.kind)) return { causes: [], defaulted: spec };
   const parsed = entry.kind.parseSpec(spec ?? {});
-  if (parsed.success) return { causes: [], defaulted: fillMissing(spec, parsed.data) };
+  if (parsed.success) return { causes: [], defaulted: withDefaults ? fillMissing(spec, parsed.data) : spec };
   return { causes: causesFromZod(parsed.error, "spec", spec ?? {}), defaulted: spec };
 }
 
@@ -100,7 +104,7 @@ export async function admit(
     const warnings = found.warnings ?? [];
     return found.causes?.length ? denial(request, found.causes, warnings) : allowed(request, warnings);
   }
-  const { causes, defaulted } = schemaCauses(entry, object);
+  const { causes, defaulted } = schemaCauses(entry, object, entry.type === "mutating");
   if (entry.type === "mutating") {
     // A spec the schema rejects cannot be defaulted into a valid one: deny here, with every field
     // named, before the API server's own validation reports them one format at a time.

@@ -193,7 +193,10 @@ export class WebhookServer implements Runnable {
         }),
       ];
     }
-    return [200, reviewResponse(await admit(entry, request, client, this.o.registry.finalizersOf(entry.kind)))];
+    // Only a defaulting webhook's CREATE adds finalizers.
+    const finalizers =
+      entry.type === "mutating" && request.operation === "CREATE" ? this.o.registry.finalizersOf(entry.kind) : [];
+    return [200, reviewResponse(await admit(entry, request, client, finalizers))];
   }
 
   /** Serves until `signal` aborts; `onServing` hears the port once it serves. */
