@@ -383,6 +383,32 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
         yes(d99 !== undefined && d99 <= 3),
       ]);
     }
+    const echo = f.echoDryRun as (typeof dry & { apiserverCallMeanMs?: Record<string, number | undefined> }) | undefined;
+    if (echo) {
+      const [e50, e99] = [50, 99].map((p) => percentile(echo.withWebhooksMs, p) - percentile(echo.withoutWebhooksMs, p));
+      rows.push([
+        `The same through bare echo webhooks (bench/baselines/echo-webhook.ts: no parsing, no validation, no patch) on the same control plane: the floor of this measure on this machine`,
+        `${ms(e50)} / ${ms(e99)}`,
+        "",
+        "",
+        "(reference)",
+        "",
+      ]);
+    }
+    const idleCalls = [
+      ["kubeplug", (dry as { apiserverCallMeanMs?: Record<string, number | undefined> } | undefined)?.apiserverCallMeanMs],
+      ["echo", echo?.apiserverCallMeanMs],
+    ] as const;
+    if (idleCalls.every(([, m]) => m)) {
+      rows.push([
+        "Mean webhook call in the dry-run series as the API server times it, mutating / validating (a mutating call's includes applying the patch kubeplug returns: its finalizer)",
+        idleCalls.map(([who, m]) => `${who} ${ms(m?.admit)} / ${ms(m?.validating)}`).join("; "),
+        "",
+        "",
+        "(diagnostic)",
+        "",
+      ]);
+    }
     const t = (
       adm as {
         timings?: {

@@ -1,6 +1,7 @@
 /** The five workloads. Each starts fresh control planes and stops everything it started. */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { isConflict, isNotFound } from "../core/client/rest.ts";
 import {
   type Deployment,
   DeploymentKind,
@@ -562,6 +563,33 @@ async function createsWithAndWithout(
   /** Runs right after the real creates, before the dry-run series (to close a measurement window). */
   afterReal?: () => Promise<void>,
 ) {
+  await narrowWebhooks(rest, who, configurations);
+  // Real creates, which the operator then reconciles (its writes compete for the same 2 cores), and
+  // dry-run creates, which admit and validate but store nothing: the webhook path on a quiet system.
+  const before = await admissionTimings(rest, operatorMetricsUrl);
+  const real = await seriesWithAndWithout(rest, log, who, "adm", false, s.admission);
+  const timings = diffTimings(before, await admissionTimings(rest, operatorMetricsUrl));
+  await afterReal?.();
+  log(`${who} admission, where the time goes: ${JSON.stringify(timings)}`);
+  const dryRun = await dryRunSeries(rest, log, who, s);
+  return { ...real, dryRun, timings };
+}
+
+/**
+ * The dry-run series (the idle measure), with the API server's mean webhook call by type over it:
+ * a mutating call's includes applying the returned patch.
+ */
+async function dryRunSeries(rest: RestClient, log: (m: string) => void, who: string, s: Sizes) {
+  const before = await admissionTimings(rest);
+  const series = await seriesWithAndWithout(rest, log, who, "dry", true, s.admissionDryRun);
+  return { ...series, apiserverCallMeanMs: diffTimings(before, await admissionTimings(rest)).apiserverCallMeanMs };
+}
+
+/**
+ * Narrows every webhook in the cluster to HOOKED_NS (creating it and PLAIN_NS if need be), once the
+ * two configurations named exist.
+ */
+async function narrowWebhooks(rest: RestClient, who: string, configurations: { mutating: string; validating: string }) {
   // Both configurations must exist before they are narrowed (an operator may register them one
   // after the other); one added later would match the plain namespace too.
   for (const [plural, name] of [
@@ -581,9 +609,11 @@ async function createsWithAndWithout(
   }
   for (const ns of [HOOKED_NS, PLAIN_NS]) {
     const labels = ns === HOOKED_NS ? { [HOOKED_LABEL]: "on" } : {};
-    await rest.request("POST", "/api/v1/namespaces", {
-      body: { apiVersion: "v1", kind: "Namespace", metadata: { name: ns, labels } },
-    });
+    await rest
+      .request("POST", "/api/v1/namespaces", { body: { apiVersion: "v1", kind: "Namespace", metadata: { name: ns, labels } } })
+      .catch((err: unknown) => {
+        if (!isConflict(err)) throw err;
+      });
   }
   for (const plural of ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"]) {
     const list = await rest.request<{ items: (KubeObject & { webhooks?: unknown[] })[] }>(
@@ -604,42 +634,42 @@ async function createsWithAndWithout(
   }
   // The API server picks up configuration changes from its own informer within milliseconds.
   await new Promise((r) => setTimeout(r, 2_000));
+}
+
+/** Sequential creates (`dryRun`: dry runs) alternating between HOOKED_NS and PLAIN_NS, timed each. */
+async function seriesWithAndWithout(
+  rest: RestClient,
+  log: (m: string) => void,
+  who: string,
+  prefix: string,
+  dryRun: boolean,
+  count: number,
+) {
   const path = (ns: string) => `/apis/webapp.example.com/v1/namespaces/${ns}/webapps`;
-  const series = async (prefix: string, dryRun: boolean, count: number) => {
-    const timed = async (ns: string, app: KubeObject) => {
-      const t0 = performance.now();
-      await rest.request("POST", path(ns), {
-        body: { ...app, metadata: { ...app.metadata, namespace: ns } },
-        ...(dryRun ? { query: { dryRun: "All" } } : {}),
-      });
-      return performance.now() - t0;
-    };
-    const withHooks: number[] = [];
-    const without: number[] = [];
-    // Pairs alternate which goes first, so neither series always follows the other's reconcile.
-    for (const [i, app] of webApps(count, prefix).entries()) {
-      if (i % 2 === 0) {
-        withHooks.push(await timed(HOOKED_NS, app));
-        without.push(await timed(PLAIN_NS, app));
-      } else {
-        without.push(await timed(PLAIN_NS, app));
-        withHooks.push(await timed(HOOKED_NS, app));
-      }
-    }
-    log(
-      `${who} admission${dryRun ? " (dry run)" : ""} p50/p99 with webhooks ${percentile(withHooks, 50).toFixed(2)}/${percentile(withHooks, 99).toFixed(2)} ms, without ${percentile(without, 50).toFixed(2)}/${percentile(without, 99).toFixed(2)} ms`,
-    );
-    return { withWebhooksMs: withHooks, withoutWebhooksMs: without };
+  const timed = async (ns: string, app: KubeObject) => {
+    const t0 = performance.now();
+    await rest.request("POST", path(ns), {
+      body: { ...app, metadata: { ...app.metadata, namespace: ns } },
+      ...(dryRun ? { query: { dryRun: "All" } } : {}),
+    });
+    return performance.now() - t0;
   };
-  // Real creates, which the operator then reconciles (its writes compete for the same 2 cores), and
-  // dry-run creates, which admit and validate but store nothing: the webhook path on a quiet system.
-  const before = await admissionTimings(rest, operatorMetricsUrl);
-  const real = await series("adm", false, s.admission);
-  const timings = diffTimings(before, await admissionTimings(rest, operatorMetricsUrl));
-  await afterReal?.();
-  log(`${who} admission, where the time goes: ${JSON.stringify(timings)}`);
-  const dryRun = await series("dry", true, s.admissionDryRun);
-  return { ...real, dryRun, timings };
+  const withHooks: number[] = [];
+  const without: number[] = [];
+  // Pairs alternate which goes first, so neither series always follows the other's reconcile.
+  for (const [i, app] of webApps(count, prefix).entries()) {
+    if (i % 2 === 0) {
+      withHooks.push(await timed(HOOKED_NS, app));
+      without.push(await timed(PLAIN_NS, app));
+    } else {
+      without.push(await timed(PLAIN_NS, app));
+      withHooks.push(await timed(HOOKED_NS, app));
+    }
+  }
+  log(
+    `${who} admission${dryRun ? " (dry run)" : ""} p50/p99 with webhooks ${percentile(withHooks, 50).toFixed(2)}/${percentile(withHooks, 99).toFixed(2)} ms, without ${percentile(without, 50).toFixed(2)}/${percentile(without, 99).toFixed(2)} ms`,
+  );
+  return { withWebhooksMs: withHooks, withoutWebhooksMs: without };
 }
 
 /** Sums of latency histograms, in seconds, and their counts. */
@@ -799,6 +829,21 @@ export async function admissionWorkloads(s: Sizes, log: (m: string) => void) {
       out.webhookLoad = { kubeplug: runs.server, bare: runs.bare };
     } finally {
       await kp.proc.stop();
+    }
+    // The idle measure's floor on this machine: the same dry-run series through bare echo webhooks
+    // (no parsing, no validation, no patch), in place of kubeplug's on the same control plane.
+    for (const plural of ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"]) {
+      const name = plural.startsWith("mutating") ? "kubeplug-mutating" : "kubeplug-validating";
+      await rest.request("DELETE", `/apis/admissionregistration.k8s.io/v1/${plural}/${name}`).catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+    }
+    const echo = await startEchoWebhooks(rest);
+    try {
+      await narrowWebhooks(rest, "echo", { mutating: "echo-mutating", validating: "echo-validating" });
+      out.echoDryRun = await dryRunSeries(rest, log, "echo webhooks", s);
+    } finally {
+      await echo.stop();
     }
   });
   return out;
