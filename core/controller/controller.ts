@@ -80,6 +80,11 @@ export class Controller {
     metrics.maxConcurrentReconciles.set(labels, options.maxConcurrentReconciles);
   }
 
+  /** True while a reconcile is queued or running (see WorkQueue.busy). */
+  get busy(): boolean {
+    return this.queue?.busy() ?? false;
+  }
+
   /** Adds a key directly (plugins reacting to something outside the cluster, tests). */
   enqueue(request: Request): void {
     const key = requestKey(request);

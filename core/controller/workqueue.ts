@@ -146,6 +146,11 @@ export class WorkQueue implements WorkQueueGauges {
     return this.#rateLimiter.numRequeues(key);
   }
 
+  /** True while a key needs work or is being worked on (keys waiting out a delay do not count). */
+  busy(): boolean {
+    return this.#dirty.size > 0 || this.#processing.size > 0;
+  }
+
   /** Keys ready to be handed out (dirty and not processing). */
   len(): number {
     return this.#queue.length;

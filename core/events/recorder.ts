@@ -5,7 +5,11 @@
  * background; failures are logged). Writes go out one at a time, in order, through an
  * {@link EventQueue} the manager's recorders share (client-go's broadcaster writes the same way), so
  * a burst of reconciles never sends a burst of Event POSTs competing with the reconciles' own
- * writes; past 1,000 queued Events new ones are dropped, logged and counted in
+ * writes. In the manager they also wait while its controllers have work queued or running, until
+ * 100 ms after the last of it, for at most 10 s per Event: an Event is a note about the job, and
+ * on a busy API server each of its writes delays the job's own (500 Events cost a 500-WebApp burst
+ * ~10% of its convergence time, bench/README.md). Its timestamps are those of the moment it was
+ * recorded, not written. Past 1,000 queued Events new ones are dropped, logged and counted in
  * `kubeplug_events_dropped_total` (client-go drops past 1,000 too).
  * A repeat of the same type/reason/message for the same object within 10 minutes increments `count`
  * and `lastTimestamp` of the existing Event instead of creating a new one (client-go's
@@ -40,21 +44,47 @@ export interface EventQueueOptions {
   max?: number;
   /** Called for each dropped Event (the manager counts them in `kubeplug_events_dropped_total`). */
   onDropped?: () => void;
+  /**
+   * While this returns true (the manager: a controller has work queued or running), writes wait,
+   * until `quietMs` after it last did, for at most `maxDelayMs` per Event. Polled every `pollMs`
+   * while an Event waits.
+   */
+  holdWhile?: () => boolean;
+  /** Default 100 ms. */
+  quietMs?: number;
+  /** Default 10 s. */
+  maxDelayMs?: number;
+  /** Default 25 ms. */
+  pollMs?: number;
 }
 
-/** Event writes waiting their turn: one at a time, in order, at most `max` waiting. */
+/**
+ * Event writes waiting their turn: one at a time, in order, at most `max` waiting, and (with
+ * `holdWhile`) behind the work that matters more; see {@link EventQueueOptions}.
+ */
 export class EventQueue {
-  private readonly jobs: (() => Promise<void>)[] = [];
+  private readonly jobs: { run: () => Promise<void>; queuedAt: number }[] = [];
   private running: Promise<void> | undefined;
   private dropped = 0;
+  private flushing = 0;
+  /** When `holdWhile` was last seen true (performance.now()); -Infinity: never. */
+  private lastBusyAt = Number.NEGATIVE_INFINITY;
   private readonly log: Logger;
   private readonly max: number;
   private readonly onDropped: (() => void) | undefined;
+  private readonly holdWhile: (() => boolean) | undefined;
+  private readonly quietMs: number;
+  private readonly maxDelayMs: number;
+  private readonly pollMs: number;
 
   constructor(log: Logger, options: EventQueueOptions = {}) {
     this.log = log;
     this.max = options.max ?? MAX_QUEUED_EVENTS;
     this.onDropped = options.onDropped;
+    this.holdWhile = options.holdWhile;
+    this.quietMs = options.quietMs ?? 100;
+    this.maxDelayMs = options.maxDelayMs ?? 10_000;
+    this.pollMs = options.pollMs ?? 25;
   }
 
   /** Queues `job` (which must not reject); false when the queue is full and it was dropped. */
@@ -64,21 +94,45 @@ export class EventQueue {
       this.onDropped?.();
       return false;
     }
-    this.jobs.push(job);
+    this.jobs.push({ run: job, queuedAt: performance.now() });
     this.running ??= this.drain();
     return true;
   }
 
-  /** Resolves when every queued write has finished. */
+  /** Writes every queued Event now (no waiting on `holdWhile`) and resolves when all have finished. */
   async flush(): Promise<void> {
-    while (this.running) await this.running;
+    this.flushing++;
+    try {
+      while (this.running) await this.running;
+    } finally {
+      this.flushing--;
+    }
   }
 
   private async drain(): Promise<void> {
-    for (let job = this.jobs.shift(); job; job = this.jobs.shift()) await job();
+    for (let job = this.jobs[0]; job; job = this.jobs[0]) {
+      // Synchronous when nothing holds the write: a job leaves the queue as soon as it starts.
+      if (!this.mayWrite(job.queuedAt)) await this.until(job.queuedAt);
+      this.jobs.shift();
+      await job.run();
+    }
     if (this.dropped > 0) this.log.warn({ dropped: this.dropped }, "Events dropped while the queue was full");
     this.dropped = 0;
     this.running = undefined;
+  }
+
+  /** True when the Event queued at `queuedAt` may be written now. */
+  private mayWrite(queuedAt: number): boolean {
+    if (!this.holdWhile || this.flushing > 0) return true;
+    const now = performance.now();
+    if (this.holdWhile()) this.lastBusyAt = now;
+    return now - this.lastBusyAt >= this.quietMs || now - queuedAt >= this.maxDelayMs;
+  }
+
+  /** Resolves once the Event queued at `queuedAt` may be written. */
+  private async until(queuedAt: number): Promise<void> {
+    do await new Promise((resolve) => setTimeout(resolve, this.pollMs));
+    while (!this.mayWrite(queuedAt));
   }
 }
 

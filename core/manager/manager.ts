@@ -92,6 +92,11 @@ export class Manager {
     this.identity = deps.identity;
     this.eventQueue = new EventQueue(this.logger.child({ component: "events" }), {
       onDropped: () => this.metrics.eventsDropped.inc(),
+      // Event writes yield to the controllers' own (see EventQueue).
+      holdWhile: () => {
+        for (const controller of this.controllers.values()) if (controller.busy) return true;
+        return false;
+      },
     });
     if (this.config.reduceMemoryWhenIdle) this.add(new IdleMemoryReducer({ logger: this.logger.child({ component: "memory" }) }));
     this.health.addHealthCheck("ping", () => undefined);

@@ -813,13 +813,17 @@ describe("Tenant plugin", () => {
         `Terminating with NamespaceDeleting and the finalizer before it went: ${states.join(", ")}`,
       );
 
-      const events = await rest.request<{ items: Event[] }>("GET", "/api/v1/namespaces/default/events", {
-        query: { fieldSelector: `involvedObject.uid=${tenant.metadata.uid}` },
+      // Event writes wait for the controllers to be quiet (core/events/recorder.ts).
+      let reasons: string[] = [];
+      await waitFor("the DeletingNamespace Event", async () => {
+        const events = await rest.request<{ items: Event[] }>("GET", "/api/v1/namespaces/default/events", {
+          query: { fieldSelector: `involvedObject.uid=${tenant.metadata.uid}` },
+        });
+        reasons = events.items.map((e) => `${e.reason}: ${e.message}`);
+        return events.items.some((e) => e.reason === "DeletingNamespace" && e.message === "deleting namespace bye");
+      }).catch((err: unknown) => {
+        throw new Error(`${String(err)}; Events: ${JSON.stringify(reasons)}`);
       });
-      assert.ok(
-        events.items.some((e) => e.reason === "DeletingNamespace" && e.message === "deleting namespace bye"),
-        JSON.stringify(events.items.map((e) => e.reason)),
-      );
     } finally {
       abort.abort();
     }

@@ -66,4 +66,61 @@ describe("EventQueue (the recorders' Event writes)", () => {
     await queue.flush();
     assert.deepEqual(written, ["a", "b", "c", "d", "g"]);
   });
+
+  it("holds writes while the controllers are busy, writes them once quiet, and at most maxDelayMs late", async () => {
+    const { log } = recordingLogger();
+    let busy = true;
+    let checks = 0;
+    const queue = new EventQueue(log, {
+      holdWhile: () => {
+        checks++;
+        return busy;
+      },
+      quietMs: 50,
+      maxDelayMs: 60_000,
+      pollMs: 5,
+    });
+    const written: string[] = [];
+    queue.push(async () => {
+      written.push("a");
+    });
+    queue.push(async () => {
+      written.push("b");
+    });
+    // Polled while busy, nothing written: a loaded machine only makes more polls.
+    while (checks < 20) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(written, []);
+    busy = false;
+    while (written.length < 2) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(written, ["a", "b"], "in the order queued, once the controllers went quiet");
+
+    // An Event waits at most maxDelayMs, however busy the controllers stay.
+    const late = new EventQueue(log, { holdWhile: () => true, quietMs: 50, maxDelayMs: 100, pollMs: 5 });
+    const queuedAt = performance.now();
+    let writtenAt: number | undefined;
+    late.push(async () => {
+      writtenAt = performance.now();
+    });
+    while (writtenAt === undefined) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(writtenAt - queuedAt >= 100, `written ${writtenAt - queuedAt} ms after it was queued, not before maxDelayMs`);
+  });
+
+  it("writes at once when the controllers are idle, and flush() writes held Events without waiting", async () => {
+    const { log } = recordingLogger();
+    const idle = new EventQueue(log, { holdWhile: () => false, quietMs: 60_000, maxDelayMs: 60_000 });
+    const written: string[] = [];
+    idle.push(async () => {
+      written.push("idle");
+    });
+    assert.deepEqual(written, ["idle"], "written synchronously: nothing was ever busy");
+
+    const held = new EventQueue(log, { holdWhile: () => true, quietMs: 60_000, maxDelayMs: 60_000, pollMs: 5 });
+    held.push(async () => {
+      written.push("held");
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(written, ["idle"]);
+    await held.flush();
+    assert.deepEqual(written, ["idle", "held"], "flush (shutdown, tests) writes what is held");
+  });
 });
