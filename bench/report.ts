@@ -200,6 +200,23 @@ export function renderMarkdown(r: Results, earlier: Results[] = []): string {
       "(reference)",
       "",
     ]);
+    const trails = f.kubeplugEventsTrail as { events: number; lastAfterMs: number }[] | undefined;
+    if (trails?.length) {
+      const counts = trails.map((t) => t.events);
+      rows.push([
+        `kubeplug's Events about each burst (their writes wait while its controllers work): how many, and the last written after convergence, median of ${trails.length} bursts`,
+        `${Math.min(...counts)}-${Math.max(...counts)} Events, the last ${s(
+          percentile(
+            trails.map((t) => t.lastAfterMs),
+            50,
+          ),
+        )} after`,
+        "",
+        "",
+        "(diagnostic)",
+        "",
+      ]);
+    }
     const audited = f.kubeplugAuditedConvergenceMs as number | undefined;
     if (audited !== undefined) {
       rows.push([

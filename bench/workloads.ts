@@ -219,6 +219,8 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void, o
   const burstHistograms: WebhookShares[] = [];
   // The same for a bare echo webhook in front of the minimal floor: the floor of that measure here.
   const echoHistograms: WebhookShares[] = [];
+  // kubeplug's Events, written after each burst converged.
+  const eventsTrails: EventsTrail[] = [];
   // Each compared pair takes turns going first (round 1 kubeplug first, round 2 the raw floor
   // first, ...): in paired runs the order alone moved a single result by more than the gap measured.
   // Self-heal runs after the timing of round 1, on a control plane without audit logging, for
@@ -227,7 +229,12 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void, o
     [
       async (round) => {
         const extras = round === 0 ? { selfHeal: out } : {};
-        record("kubeplug", await convergeKubeplug(s, log, { ...extras, cpu: cpu.kubeplug }), round, "WebApps");
+        record(
+          "kubeplug",
+          await convergeKubeplug(s, log, { ...extras, cpu: cpu.kubeplug, events: eventsTrails }),
+          round,
+          "WebApps",
+        );
         log(`  CPU ms: ${JSON.stringify(cpu.kubeplug.at(-1))}`);
       },
       async (round) => {
@@ -247,7 +254,7 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void, o
       async (round) =>
         record(
           "kubeplugWebhooks",
-          await convergeKubeplug(s, log, { webhooks: true, histograms: burstHistograms }),
+          await convergeKubeplug(s, log, { webhooks: true, histograms: burstHistograms, events: eventsTrails }),
           round,
           "WebApps (webhooks on)",
         ),
@@ -269,6 +276,7 @@ export async function convergenceWorkloads(s: Sizes, log: (m: string) => void, o
   out.convergenceCpuMs = cpu;
   if (burstHistograms.length > 0) out.burstWebhookDuration = burstHistograms;
   if (echoHistograms.length > 0) out.echoBurstWebhookDuration = echoHistograms;
+  if (eventsTrails.length > 0) out.kubeplugEventsTrail = eventsTrails;
   out.convergenceMs = Object.fromEntries(Object.entries(times).filter(([, ms]) => ms.length > 0));
   return out;
 }
@@ -288,9 +296,11 @@ async function convergeKubeplug(
     webhooks?: boolean;
     /** Gets the API server's webhook-duration shares of the burst (with `webhooks`). */
     histograms?: WebhookShares[];
+    /** Gets how many Events the burst left and when the last was written. */
+    events?: EventsTrail[];
   } = {},
 ): Promise<number> {
-  const { idle, selfHeal: heal, cpu, webhooks = false, histograms } = options;
+  const { idle, selfHeal: heal, cpu, webhooks = false, histograms, events } = options;
   return withControlPlane({ audit: !!idle }, async (cp, rest) => {
     const kp = await startKubeplug(cp.kubeconfigPath, { workers: s.workers, webhooks });
     const trackers = webAppTrackers(rest) as unknown as Tracker<KubeObject>[];
@@ -304,6 +314,10 @@ async function convergeKubeplug(
       const ms = await converge(trackers, s.convergence, t0, 600_000);
       cpu?.push(cpuSince(cpu0, cpuOf(cp, kp.proc.pid)));
       if (hist0) histograms?.push(sharesSince(hist0, await webhookHistogram(rest)));
+      // Also before the self-heal and idle workloads, which must not see the burst's Event writes.
+      const trail = await eventsTrail(rest, t0 + ms);
+      events?.push(trail);
+      log(`  ${trail.events} Events, the last ${(trail.lastAfterMs / 1000).toFixed(1)} s after convergence`);
       if (heal) {
         // Workload 3: self-heal.
         heal.kubeplugSelfHealMs = await selfHeal(rest, s.selfHeal, (i) => `app-${i % s.convergence}`);
@@ -334,6 +348,36 @@ async function convergeKubeplug(
       await kp.proc.stop();
     }
   });
+}
+
+/** kubeplug's Events about a burst: how many, and when the last was written after convergence. */
+export interface EventsTrail {
+  events: number;
+  lastAfterMs: number;
+}
+
+/**
+ * kubeplug's Events trail its convergence (their writes wait while its controllers work,
+ * core/events/recorder.ts): waits until the count of its Events has not changed for 2 s, and
+ * returns how many there are and when the last was seen, in ms after `convergedAt`
+ * (performance.now()), to the 250 ms of a poll.
+ */
+async function eventsTrail(rest: RestClient, convergedAt: number): Promise<EventsTrail> {
+  let count = -1;
+  let changedAt = performance.now();
+  for (;;) {
+    const list = await rest.request<{ items: unknown[] }>("GET", `/api/v1/namespaces/${NS}/events`, {
+      query: { fieldSelector: "source=kubeplug/webapp" },
+    });
+    const now = performance.now();
+    if (list.items.length !== count) {
+      count = list.items.length;
+      changedAt = now;
+    } else if (now - changedAt >= 2_000) {
+      return { events: count, lastAfterMs: Math.max(0, Math.round(changedAt - convergedAt)) };
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /**

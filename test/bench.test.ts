@@ -60,6 +60,11 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
     const adm = f.admission as { withWebhooksMs: number[]; withoutWebhooksMs: number[] };
     assert.equal(adm.withWebhooksMs.length, 10);
     assert.equal(adm.withoutWebhooksMs.length, 10);
+    const echo = f.echoDryRun as { withWebhooksMs: number[]; withoutWebhooksMs: number[] };
+    assert.equal(echo.withWebhooksMs.length, 10, "the idle series through bare echo webhooks too");
+    const trails = f.kubeplugEventsTrail as { events: number; lastAfterMs: number }[];
+    assert.equal(trails.length, 2, "kubeplug's Events counted after each of its bursts (webhooks off and on)");
+    for (const trail of trails) assert.ok(trail.events >= 10, `an Event per WebApp at least: ${JSON.stringify(trail)}`);
     assert.equal((f.kubeplugRssBytes as number[]).length, 2);
     assert.equal((f.sampleControllerRssBytes as number[]).length, 2);
     assert.equal((f.kubeplugRssJustAfterBytes as number[]).length, 2, "RSS 3 s after converging too");
@@ -74,6 +79,8 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
     assert.match(md, /\| The same for a bare echo webhook/);
     assert.match(md, /\| Webhook calls within 5 ms \/ 25 ms during the bursts, validating calls only/);
     assert.match(md, /\| Memory per cached object/);
+    assert.match(md, /\| The same through bare echo webhooks/);
+    assert.match(md, /\| kubeplug's Events about each burst/);
     assert.match(md, /\| RSS with 20 WebApps, kubeplug as deployed \(webhooks on/);
     t.diagnostic(
       md
