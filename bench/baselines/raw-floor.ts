@@ -2,8 +2,8 @@
  * The raw API floor, made directly at the operator's concurrency, reacting to the same watch. Modes:
  * - `same` (default): exactly the writes the WebApp operator makes for each WebApp without webhooks
  *   (finalizer patch, Deployment create, Service create, status write, and the one Event naming the
- *   children, sent without waiting as its event recorder does). The ratio to it is the framework's
- *   overhead for the same work.
+ *   children, sent without waiting, once the work is quiet, as its event recorder does). The ratio
+ *   to it is the framework's overhead for the same work.
  * - `minimal`: only the job's own writes (Deployment, Service, status), the least any operator must
  *   do. The ratio to it also counts the cost of kubeplug's design choices (finalizer, Events).
  * Usage: node raw-floor.ts KUBECONFIG NAMESPACE WORKERS [same|minimal]
@@ -37,13 +37,31 @@ const seen = new Set<string>();
 
 /** Event writes, one at a time in order (as the operator's event queue and client-go's broadcaster). */
 let events: Promise<unknown> = Promise.resolve();
+/** WebApps being handled now. */
+let handling = 0;
+let lastBusyAt = Number.NEGATIVE_INFINITY;
+
+/**
+ * Resolves when an Event queued at `queuedAt` may be written: as the operator's event queue
+ * (core/events/recorder.ts), once no WebApp has been queued or handled for 100 ms, or after 10 s.
+ */
+async function eventTurn(queuedAt: number): Promise<void> {
+  for (;;) {
+    const now = performance.now();
+    if (queue.length > 0 || handling > 0) lastBusyAt = now;
+    if (now - lastBusyAt >= 100 || now - queuedAt >= 10_000) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
 
 /** An Event about the WebApp, queued without waiting for it, as the operator's event recorder does. */
 function event(app: App, reason: string, message: string): void {
   const now = new Date().toISOString();
+  const queuedAt = performance.now();
   const name = app.metadata.name;
-  events = events.then(() =>
-    rest
+  events = events.then(async () => {
+    await eventTurn(queuedAt);
+    await rest
       .request("POST", `/api/v1/namespaces/${namespace}/events`, {
         body: {
           apiVersion: "v1",
@@ -59,8 +77,8 @@ function event(app: App, reason: string, message: string): void {
           source: { component: "raw-floor" },
         },
       })
-      .catch((err: unknown) => process.stderr.write(`event: ${String(err)}\n`)),
-  );
+      .catch((err: unknown) => process.stderr.write(`event: ${String(err)}\n`));
+  });
 }
 
 async function handle(app: App): Promise<void> {
@@ -160,7 +178,9 @@ const loop = async () => {
       await Promise.race([new Promise<void>((r) => idle.push(r)), untilAborted(abort.signal)]);
       continue;
     }
+    handling++;
     await handle(app).catch((err: unknown) => process.stderr.write(`${app.metadata.name}: ${String(err)}\n`));
+    handling--;
   }
 };
 await pool(
