@@ -13,7 +13,7 @@ import { isConflict } from "../client/rest.ts";
 import type { Kind } from "../kinds.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics/metrics.ts";
-import { type ObjectKey, objectKey, splitKey } from "../object.ts";
+import { type KubeObject, type ObjectKey, objectKey, splitKey } from "../object.ts";
 import type { MapFn, Source } from "./builder.ts";
 import { admits } from "./predicates.ts";
 import type { RateLimiter } from "./ratelimiter.ts";
@@ -121,9 +121,22 @@ export class Controller {
         },
         onUpdate: (old, obj) => {
           if (!predicates.every((p) => admits(p, "update", old, obj))) return;
-          enqueueAll(map(obj));
-          // An owner reference that moved must wake the old owner too.
-          if (old.metadata.ownerReferences !== obj.metadata.ownerReferences) enqueueAll(map(old));
+          const requests = map(obj);
+          // An owner reference that moved must wake the old owner too, once (controller-runtime
+          // merges both objects' requests into a set). A key added twice in one go runs twice when a
+          // worker is idle: the first add hands it straight to the worker, the second marks it dirty.
+          if (sameOwners(old, obj)) {
+            enqueueAll(requests);
+            return;
+          }
+          const before = map(old);
+          if (Array.isArray(requests) && Array.isArray(before)) {
+            const unique = new Map([...requests, ...before].map((r) => [requestKey(r), r]));
+            enqueueAll([...unique.values()]);
+          } else {
+            enqueueAll(requests);
+            enqueueAll(before);
+          }
         },
         onDelete: (obj) => {
           if (predicates.every((p) => admits(p, "delete", obj))) enqueueAll(map(obj));
@@ -231,4 +244,22 @@ export function mapToControllerOwner(owner: Kind): MapFn {
       owner.namespaced && obj.metadata.namespace ? { namespace: obj.metadata.namespace, name: ref.name } : { name: ref.name },
     ];
   };
+}
+
+/** True when both versions of an object have the same owner references (compared by content). */
+function sameOwners(a: KubeObject, b: KubeObject): boolean {
+  const [x, y] = [a.metadata.ownerReferences ?? [], b.metadata.ownerReferences ?? []];
+  if (x === y) return true;
+  if (x.length !== y.length) return false;
+  return x.every((ref, i) => {
+    const other = y[i];
+    return (
+      other !== undefined &&
+      ref.uid === other.uid &&
+      ref.name === other.name &&
+      ref.kind === other.kind &&
+      ref.apiVersion === other.apiVersion &&
+      !!ref.controller === !!other.controller
+    );
+  });
 }
