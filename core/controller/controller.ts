@@ -61,6 +61,8 @@ export class Controller {
   private readonly options: ControllerOptions;
   private readonly log: Logger;
   private queue: WorkQueue | undefined;
+  /** True while the workers run (after the caches synced). */
+  private working = false;
   /** Keys enqueued while no queue runs (before start, or on a replica that is not the leader). */
   private readonly pending = new Set<string>();
 
@@ -80,9 +82,12 @@ export class Controller {
     metrics.maxConcurrentReconciles.set(labels, options.maxConcurrentReconciles);
   }
 
-  /** True while a reconcile is queued or running (see WorkQueue.busy). */
+  /**
+   * True while this controller's workers run and a reconcile is queued or running (see
+   * WorkQueue.busy); keys queued before its caches synced do not count.
+   */
   get busy(): boolean {
-    return this.queue?.busy() ?? false;
+    return this.working && (this.queue?.busy() ?? false);
   }
 
   /** Adds a key directly (plugins reacting to something outside the cluster, tests). */
@@ -122,21 +127,18 @@ export class Controller {
         onUpdate: (old, obj) => {
           if (!predicates.every((p) => admits(p, "update", old, obj))) return;
           const requests = map(obj);
-          // An owner reference that moved must wake the old owner too, once (controller-runtime
-          // merges both objects' requests into a set). A key added twice in one go runs twice when a
-          // worker is idle: the first add hands it straight to the worker, the second marks it dirty.
-          if (sameOwners(old, obj)) {
+          // Both versions' requests, merged into one set as controller-runtime does: what the old
+          // version mapped to (an owner reference or a label that moved) must wake too, and a key
+          // added twice runs twice when a worker is idle (the first add hands it straight to the
+          // worker, the second marks it dirty again). The default maps read only the owner
+          // references (and the object's own name), so they need the old version only when those moved.
+          if (!source.map && (source.role === "for" || sameOwners(old, obj))) {
             enqueueAll(requests);
             return;
           }
           const before = map(old);
-          if (Array.isArray(requests) && Array.isArray(before)) {
-            const unique = new Map([...requests, ...before].map((r) => [requestKey(r), r]));
-            enqueueAll([...unique.values()]);
-          } else {
-            enqueueAll(requests);
-            enqueueAll(before);
-          }
+          if (Array.isArray(requests) && Array.isArray(before)) enqueueAll(uniqueRequests(requests, before));
+          else enqueueAll(Promise.all([requests, before]).then(([a, b]) => uniqueRequests(a, b)));
         },
         onDelete: (obj) => {
           if (predicates.every((p) => admits(p, "delete", obj))) enqueueAll(map(obj));
@@ -156,6 +158,7 @@ export class Controller {
       await Promise.all(sources.map((s) => cache.informer(s.kind).waitForSync(signal)));
       if (signal.aborted) return;
       this.log.info({ workers }, "starting workers");
+      this.working = true;
       const loops = Array.from({ length: workers }, async () => {
         for (;;) {
           const key = await queue.get();
@@ -170,6 +173,7 @@ export class Controller {
       await Promise.all(loops);
       await queue.shutDownWithDrain();
     } finally {
+      this.working = false;
       this.queue = undefined;
       signal.removeEventListener("abort", onAbort);
       for (const remove of removers) remove();
@@ -262,4 +266,9 @@ function sameOwners(a: KubeObject, b: KubeObject): boolean {
       !!ref.controller === !!other.controller
     );
   });
+}
+
+/** The requests of both lists, each key once. */
+function uniqueRequests(a: readonly Request[], b: readonly Request[]): Request[] {
+  return [...new Map([...a, ...b].map((r) => [requestKey(r), r])).values()];
 }

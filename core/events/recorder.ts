@@ -5,12 +5,14 @@
  * background; failures are logged). Writes go out one at a time, in order, through an
  * {@link EventQueue} the manager's recorders share (client-go's broadcaster writes the same way), so
  * a burst of reconciles never sends a burst of Event POSTs competing with the reconciles' own
- * writes. In the manager they also wait while its controllers have work queued or running, until
- * 100 ms after the last of it, for at most 10 s per Event: an Event is a note about the job, and
- * on a busy API server each of its writes delays the job's own (500 Events cost a 500-WebApp burst
- * ~10% of its convergence time, bench/README.md). Its timestamps are those of the moment it was
- * recorded, not written. Past 1,000 queued Events new ones are dropped, logged and counted in
- * `kubeplug_events_dropped_total` (client-go drops past 1,000 too).
+ * writes. In the manager they also wait while any of its controllers (every plugin's) has a
+ * reconcile queued or running (keys waiting out a requeue delay or a backoff do not count), until
+ * 100 ms after the last of it, for at most 10 s per Event before its turn in the queue, and not once
+ * 500 are waiting: an Event is a note about the job, and on a busy API server each of its writes
+ * delays the job's own (500 Events cost a 500-WebApp burst ~10% of its convergence time,
+ * bench/README.md). Its timestamps are those of the moment it was recorded, not written. Past 1,000
+ * queued Events new ones are dropped, logged and counted in `kubeplug_events_dropped_total`
+ * (client-go drops past 1,000 too).
  * A repeat of the same type/reason/message for the same object within 10 minutes increments `count`
  * and `lastTimestamp` of the existing Event instead of creating a new one (client-go's
  * EventCorrelator aggregation).
@@ -30,7 +32,7 @@ export type EventType = "Normal" | "Warning";
 export interface EventRecorder {
   /** Records an event about `obj`; `reason` is UpperCamelCase, `message` a sentence for people. */
   event(obj: KubeObject, type: EventType, reason: string, message: string): void;
-  /** Resolves when every pending write has finished (tests, shutdown). */
+  /** Writes every pending Event now, held ones included, and resolves when all have finished (tests, shutdown). */
   flush(): Promise<void>;
 }
 
@@ -46,8 +48,8 @@ export interface EventQueueOptions {
   onDropped?: () => void;
   /**
    * While this returns true (the manager: a controller has work queued or running), writes wait,
-   * until `quietMs` after it last did, for at most `maxDelayMs` per Event. Polled every `pollMs`
-   * while an Event waits.
+   * until `quietMs` after it last did, for at most `maxDelayMs` per Event, and not while half of
+   * `max` are waiting. Polled every `pollMs` while an Event waits.
    */
   holdWhile?: () => boolean;
   /** Default 100 ms. */
@@ -121,9 +123,13 @@ export class EventQueue {
     this.running = undefined;
   }
 
-  /** True when the Event queued at `queuedAt` may be written now. */
+  /**
+   * True when the Event queued at `queuedAt` may be written now. A backlog of half the bound is
+   * written without waiting: held at up to 10 s each, a long burst's Events would otherwise fill
+   * the queue and be dropped.
+   */
   private mayWrite(queuedAt: number): boolean {
-    if (!this.holdWhile || this.flushing > 0) return true;
+    if (!this.holdWhile || this.flushing > 0 || this.jobs.length >= this.max / 2) return true;
     const now = performance.now();
     if (this.holdWhile()) this.lastBusyAt = now;
     return now - this.lastBusyAt >= this.quietMs || now - queuedAt >= this.maxDelayMs;

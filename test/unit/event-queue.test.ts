@@ -16,6 +16,15 @@ function recordingLogger() {
   return { log: createLogger("warn", sink), lines };
 }
 
+/** Polls `check` every 5 ms; fails after 30 s rather than hanging the run. */
+async function until(check: () => boolean): Promise<void> {
+  const deadline = performance.now() + 30_000;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error("timed out after 30 s");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 describe("EventQueue (the recorders' Event writes)", () => {
   it("writes one at a time, in the order queued", async () => {
     const { log } = recordingLogger();
@@ -67,7 +76,7 @@ describe("EventQueue (the recorders' Event writes)", () => {
     assert.deepEqual(written, ["a", "b", "c", "d", "g"]);
   });
 
-  it("holds writes while the controllers are busy, writes them once quiet, and at most maxDelayMs late", async () => {
+  it("holds writes while the controllers are busy, then writes them in order once quiet for quietMs", async () => {
     const { log } = recordingLogger();
     let busy = true;
     let checks = 0;
@@ -76,7 +85,7 @@ describe("EventQueue (the recorders' Event writes)", () => {
         checks++;
         return busy;
       },
-      quietMs: 50,
+      quietMs: 100,
       maxDelayMs: 60_000,
       pollMs: 5,
     });
@@ -88,21 +97,48 @@ describe("EventQueue (the recorders' Event writes)", () => {
       written.push("b");
     });
     // Polled while busy, nothing written: a loaded machine only makes more polls.
-    while (checks < 20) await new Promise((r) => setTimeout(r, 5));
+    await until(() => checks >= 20);
     assert.deepEqual(written, []);
     busy = false;
-    while (written.length < 2) await new Promise((r) => setTimeout(r, 5));
+    const quietFrom = performance.now();
+    await until(() => written.length === 2);
     assert.deepEqual(written, ["a", "b"], "in the order queued, once the controllers went quiet");
+    assert.ok(performance.now() - quietFrom >= 100, "not before quietMs of quiet");
+  });
 
-    // An Event waits at most maxDelayMs, however busy the controllers stay.
+  it("writes an Event held longer than maxDelayMs however busy the controllers stay", async () => {
+    const { log } = recordingLogger();
     const late = new EventQueue(log, { holdWhile: () => true, quietMs: 50, maxDelayMs: 100, pollMs: 5 });
     const queuedAt = performance.now();
     let writtenAt: number | undefined;
     late.push(async () => {
       writtenAt = performance.now();
     });
-    while (writtenAt === undefined) await new Promise((r) => setTimeout(r, 5));
-    assert.ok(writtenAt - queuedAt >= 100, `written ${writtenAt - queuedAt} ms after it was queued, not before maxDelayMs`);
+    await until(() => writtenAt !== undefined);
+    const waited = (writtenAt as number) - queuedAt;
+    assert.ok(waited >= 100, `held ${waited} ms: not written before maxDelayMs`);
+  });
+
+  it("stops holding once half its bound is waiting, so a long burst's Events are not dropped", async () => {
+    const { log } = recordingLogger();
+    let dropped = 0;
+    const queue = new EventQueue(log, {
+      max: 10,
+      onDropped: () => dropped++,
+      holdWhile: () => true,
+      quietMs: 60_000,
+      maxDelayMs: 60_000,
+      pollMs: 5,
+    });
+    const written: number[] = [];
+    for (let i = 0; i < 4; i++) queue.push(async () => void written.push(i));
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(written.length, 0, "four of ten: held");
+    // The fifth makes half the bound: the backlog goes out, down to under half again.
+    queue.push(async () => void written.push(4));
+    await until(() => written.length >= 1);
+    assert.deepEqual(written, [0], "written down to under half the bound, the rest held again");
+    assert.equal(dropped, 0);
   });
 
   it("writes at once when the controllers are idle, and flush() writes held Events without waiting", async () => {
