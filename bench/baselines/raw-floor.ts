@@ -9,6 +9,8 @@
  * Usage: node raw-floor.ts KUBECONFIG NAMESPACE WORKERS [same|minimal]
  */
 import { KubeConfig } from "@kubernetes/client-node";
+import { EventQueue } from "../../core/events/recorder.ts";
+import { createLogger } from "../../core/logger.ts";
 import { PatchType, RestClient } from "../../core/runtime.ts";
 import { untilAborted } from "../../core/sleep.ts";
 import { pool } from "../lib/harness.ts";
@@ -35,32 +37,19 @@ const queue: App[] = [];
 const idle: (() => void)[] = [];
 const seen = new Set<string>();
 
-/** Event writes, one at a time in order (as the operator's event queue and client-go's broadcaster). */
-let events: Promise<unknown> = Promise.resolve();
 /** WebApps being handled now. */
 let handling = 0;
-let lastBusyAt = Number.NEGATIVE_INFINITY;
-
 /**
- * Resolves when an Event queued at `queuedAt` may be written: as the operator's event queue
- * (core/events/recorder.ts), once no WebApp has been queued or handled for 100 ms, or after 10 s.
+ * Event writes through the operator's own queue (core/events/recorder.ts), held the same way: one at
+ * a time, in order, once no WebApp has been queued or handled for 100 ms (or after 10 s).
  */
-async function eventTurn(queuedAt: number): Promise<void> {
-  for (;;) {
-    const now = performance.now();
-    if (queue.length > 0 || handling > 0) lastBusyAt = now;
-    if (now - lastBusyAt >= 100 || now - queuedAt >= 10_000) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const events = new EventQueue(createLogger("warn"), { holdWhile: () => queue.length > 0 || handling > 0 });
 
 /** An Event about the WebApp, queued without waiting for it, as the operator's event recorder does. */
 function event(app: App, reason: string, message: string): void {
   const now = new Date().toISOString();
-  const queuedAt = performance.now();
   const name = app.metadata.name;
-  events = events.then(async () => {
-    await eventTurn(queuedAt);
+  events.push(async () => {
     await rest
       .request("POST", `/api/v1/namespaces/${namespace}/events`, {
         body: {
