@@ -128,10 +128,9 @@ export class Controller {
           if (!predicates.every((p) => admits(p, "update", old, obj))) return;
           const requests = map(obj);
           // Both versions' requests, merged into one set as controller-runtime does: what the old
-          // version mapped to (an owner reference or a label that moved) must wake too, and a key
-          // added twice runs twice when a worker is idle (the first add hands it straight to the
-          // worker, the second marks it dirty again). The default maps read only the owner
-          // references (and the object's own name), so they need the old version only when those moved.
+          // version mapped to (an owner reference or a label that moved) must wake too. The default
+          // maps read only the owner references (and the object's own name), so they need the old
+          // version only when those moved. (Adds of one key within a turn coalesce in the queue.)
           if (!source.map && (source.role === "for" || sameOwners(old, obj))) {
             enqueueAll(requests);
             return;

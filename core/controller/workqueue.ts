@@ -9,6 +9,11 @@
  *   back in the queue. So one key is never handled by two workers at once, and a change that arrives
  *   while a key is handled is never lost.
  * - `addAfter`: for a key already waiting, the earlier ready time wins and later ones are dropped.
+ * - A key that becomes ready while workers wait is handed to one on the next turn of the event loop
+ *   (`setImmediate`), not at once: adds of the same key made while one event is handled (several
+ *   sources mapping to one owner, a map that resolves asynchronously from the cache) coalesce into
+ *   one reconcile instead of marking the key dirty again under the worker that just got it. client-go
+ *   gets the same from the time a woken goroutine takes to run; the cost here is one turn.
  * - After `shutDown` nothing is added; `get` hands out what is left in the queue, then `undefined`.
  *   Delayed adds are cancelled and their timers cleared, and every timer is unref'd, so a queue never
  *   keeps the process alive.
@@ -70,6 +75,8 @@ export class WorkQueue implements WorkQueueGauges {
   /** Delayed adds: the ready time and timer of each waiting key. */
   readonly #waiting = new Map<string, { readyAt: number; timer: ReturnType<typeof setTimeout> }>();
   #getters: ((key: string | undefined) => void)[] = [];
+  /** A hand-out to waiting workers is scheduled for the next turn. */
+  #handOutScheduled = false;
   #drainers: (() => void)[] = [];
   #shuttingDown = false;
 
@@ -198,17 +205,32 @@ export class WorkQueue implements WorkQueueGauges {
     this.#shuttingDown = true;
     for (const { timer } of this.#waiting.values()) clearTimeout(timer);
     this.#waiting.clear();
-    // Getters wait only while the queue is empty, so none of them will ever get a key now.
+    // Keys that became ready this turn go to the workers waiting for them first; the getters left
+    // wait on an empty queue, so none of them will ever get a key now.
+    this.#handToGetters();
     const getters = this.#getters;
     this.#getters = [];
     for (const resolve of getters) resolve(undefined);
   }
 
-  /** Makes a dirty, not processing key available: straight to a waiting worker, else to the queue. */
+  /** Makes a dirty, not processing key available; waiting workers get it on the next turn (see the header). */
   #ready(key: string): void {
-    const getter = this.#getters.shift();
-    if (getter === undefined) this.#queue.push(key);
-    else getter(this.#handOut(key));
+    this.#queue.push(key);
+    if (this.#getters.length === 0 || this.#handOutScheduled) return;
+    this.#handOutScheduled = true;
+    // unref'd like every timer here: a pending hand-out alone must not keep the process alive.
+    setImmediate(() => {
+      this.#handOutScheduled = false;
+      this.#handToGetters();
+    }).unref();
+  }
+
+  /** Gives queued keys to waiting workers, in order. */
+  #handToGetters(): void {
+    while (this.#getters.length > 0 && this.#queue.length > 0) {
+      const getter = this.#getters.shift() as (key: string | undefined) => void;
+      getter(this.#handOut(this.#queue.shift() as string));
+    }
   }
 
   #handOut(key: string): string {

@@ -56,7 +56,7 @@ describe("controllers on the shared cache", () => {
   const ns = "ctrl";
   before(async () => {
     await createNamespace(cp.kubeConfig, ns);
-    tm = await startTestManager(cp.kubeconfigPath, [widgetPlugin({ controllers: 2 })]);
+    tm = await startTestManager(cp.kubeconfigPath, [widgetPlugin({ controllers: 2, childWatch: true })]);
     await tm.manager.cache.waitForSync();
   });
   after(async () => {
@@ -90,7 +90,7 @@ describe("controllers on the shared cache", () => {
     assert.ok(again.metadata.ownerReferences?.[0]?.controller);
   });
 
-  it("runs the owner's reconcile once per update of an owned child", async () => {
+  it("runs the owner's reconcile once per update of an owned child, which two of its sources map to it", async () => {
     await createWidget(ns, "once");
     await waitFor("the child ConfigMap", () => configMap(ns, "once-data"));
     const key = `${ns}/once`;
@@ -111,7 +111,9 @@ describe("controllers on the shared cache", () => {
       contentType: "application/merge-patch+json",
     });
     await waitFor("the owner's reconcile", () => attemptsOf(key).length > before);
-    assert.equal((await settled()) - before, 1, "one reconcile for one update (old and new objects' owners merged)");
+    // Without merging the old and new objects' owners, or with the watch's add (resolved later in
+    // the turn) not coalescing with the owns source's, the worker that got the first add runs twice.
+    assert.equal((await settled()) - before, 1, "one reconcile for one update");
   });
 
   it("filters status-only updates with the generation-changed predicate", async () => {

@@ -61,6 +61,28 @@ describe("WorkQueue: dirty and processing", () => {
     assert.deepEqual(second, { settled: true, value: "a" });
   });
 
+  it("adds of one key in the same turn, while a worker waits, hand it out once and leave it clean", async () => {
+    const q = new WorkQueue();
+    const worker = track(q.get());
+    // One event's handlers: a source that maps synchronously, then one whose map resolves later in the turn.
+    q.add("a");
+    await Promise.resolve();
+    q.add("a");
+    await settle();
+    assert.deepEqual(worker, { settled: true, value: "a" });
+    assert.equal(q.depth(), 0, "the second add must coalesce, not mark the key dirty under its worker");
+    q.done("a");
+    assert.equal(q.len(), 0, "nothing is left to run again");
+  });
+
+  it("shutDown hands keys added this turn to the workers already waiting", async () => {
+    const q = new WorkQueue();
+    const waiting = [q.get(), q.get()];
+    q.add("a");
+    q.shutDown();
+    assert.deepEqual(await Promise.all(waiting), ["a", undefined]);
+  });
+
   it("get waits for an add", async () => {
     const q = new WorkQueue();
     const got = track(q.get());
