@@ -68,7 +68,8 @@ test("the benchmark harness runs every workload end to end (smoke sizes)", async
     assert.equal((f.kubeplugRssBytes as number[]).length, 2);
     assert.equal((f.sampleControllerRssBytes as number[]).length, 2);
     assert.equal((f.kubeplugRssJustAfterBytes as number[]).length, 2, "RSS 3 s after converging too");
-    assert.equal((f.kubeplugDeployedRssBytes as number[]).length, 1, "RSS as deployed (webhooks on) at the first size");
+    assert.equal((f.kubeplugDeployedRssBytes as number[]).length, 1, "RSS as deployed (webhooks on) at one size");
+    assert.equal(f.kubeplugDeployedSize, 20, "at the first size when the goal's 1k is not among the sizes");
     const idle = f.idle as { operatorMetrics: Record<string, number>; auditLog: Record<string, number> };
     assert.ok(idle.operatorMetrics && idle.auditLog, "idle requests counted two ways");
     const md = readFileSync(join(out, "RESULTS.md"), "utf8");

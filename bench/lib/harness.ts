@@ -203,3 +203,6 @@ export async function waitHttpOk(url: string, timeoutMs: number): Promise<void> 
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** The number of WebApps at which issue #17's RSS goal (120 MiB) is read. */
+export const GOAL_RSS_SIZE = 1000;
